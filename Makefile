@@ -1,0 +1,83 @@
+# Flywheel — the two commands a newcomer needs are `make demo` and `make test`.
+# Both install and start what they need (apt packages, the dev servers) on Debian/Ubuntu.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
+GO ?= go
+
+STACK := deploy/local/stack
+SERVICES := deploy/local/services
+DEV_DIR := $(CURDIR)/.flywheel
+TEST_DIR := $(CURDIR)/.flywheel/test-stack
+
+# The test stack runs on its own ports and data dir, beside any dev stack.
+TEST_STACK_ENV := FLYWHEEL_STACK_DIR=$(TEST_DIR) FLYWHEEL_STACK_KAFKA_PORT=19092 \
+	FLYWHEEL_STACK_NATS_PORT=14222 FLYWHEEL_STACK_NATS_MONITOR_PORT=18222 \
+	FLYWHEEL_STACK_REDIS_PORT=16379 FLYWHEEL_STACK_CLICKHOUSE_PORT=19000 \
+	FLYWHEEL_STACK_CLICKHOUSE_HTTP_PORT=18123 FLYWHEEL_STACK_CLICKHOUSE_INTERSERVER_PORT=19009
+
+# Every module of go.work, as package patterns.
+MODULES := $(shell sed -n 's/^\t\.\/\(.*\)$$/.\/\1\/.../p' go.work)
+TEST_FLAGS ?= -race -count=1 -timeout 12m
+
+.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench fuzz vet fmt
+
+help:
+	@echo "make demo   start the local stack and every service, then show the lifecycle working"
+	@echo "make test   start a private test stack, run every module's tests, stop the stack"
+	@echo "make up / make down      start / stop the stack and the six services in the background"
+	@echo "make bench  benchmarks (see docs/benchmarks.md)   make fuzz  fuzz the parsers"
+
+test:
+	@trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; \
+	  $(TEST_STACK_ENV) $(STACK) up && set -a && . $(TEST_DIR)/env && set +a && \
+	  $(GO) test $(TEST_FLAGS) $(MODULES)
+
+unit:
+	$(GO) test -short -count=1 $(MODULES)
+
+vet:
+	$(GO) vet $(MODULES)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+build:
+	@mkdir -p $(DEV_DIR)/bin
+	$(GO) build -o $(DEV_DIR)/bin/ ./cmd/flywheel ./services/ingest/cmd/ingest ./services/features/cmd/features \
+	  ./services/registry/cmd/registry ./services/serving/cmd/serving ./services/monitor/cmd/monitor \
+	  ./services/trainer/cmd/trainer
+
+stack-up:
+	@$(STACK) up
+
+stack-down:
+	@$(STACK) down
+
+stack-test-up:
+	@$(TEST_STACK_ENV) $(STACK) up
+
+stack-test-down:
+	@$(TEST_STACK_ENV) $(STACK) down
+
+up: stack-up build
+	@$(SERVICES) up
+
+down:
+	@$(SERVICES) down
+	@$(STACK) down
+
+demo: up
+	@set -a; . $(DEV_DIR)/stack/env; set +a; $(DEV_DIR)/bin/flywheel demo
+
+bench:
+	@trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; \
+	  $(TEST_STACK_ENV) $(STACK) up && set -a && . $(TEST_DIR)/env && set +a && \
+	  $(GO) test -run '^$$' -bench . -benchmem -count=$${COUNT:-5} $(MODULES) | tee $(DEV_DIR)/bench.txt
+
+fuzz:
+	@for target in $$(grep -rl --include='*_test.go' '^func Fuzz' services platform schemas | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$target/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$target $$f"; (cd $$target && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} .) || exit 1; \
+	  done; done

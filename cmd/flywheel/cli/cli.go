@@ -1,0 +1,58 @@
+// Package cli defines the flywheel command tree.
+package cli
+
+import (
+	"io"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
+	"github.com/flywheel-ml/flywheel/platform/config"
+)
+
+// New returns the root command. Environment variables are read through lookup.
+func New(stdout, stderr io.Writer, lookup config.LookupFunc) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "flywheel",
+		Short:         "Flywheel: event-driven MLOps on Kafka, ClickHouse, Redis and NATS",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(&cobra.Command{
+		Use:   "up",
+		Short: "Run every service in one process (configured by FLYWHEEL_* variables)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			services, err := up.Services(lookup, stderr)
+			if err != nil {
+				return err
+			}
+			return up.Run(cmd.Context(), services)
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the build's module version and VCS revision",
+		Run: func(cmd *cobra.Command, _ []string) {
+			cmd.Println(Version())
+		},
+	})
+	return root
+}
+
+// Version describes the running build from Go's build info.
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
+}

@@ -1,0 +1,75 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/platform/kafkax"
+	"github.com/flywheel-ml/flywheel/platform/natsx"
+	"github.com/flywheel-ml/flywheel/platform/redisx"
+	"github.com/flywheel-ml/flywheel/schemas"
+)
+
+// The helpers below open one dependency each, add its readiness check to /readyz and
+// register its close for after the tasks stopped, so every service wires them the same way.
+
+// ClickHouse opens the database, applies pending migrations and returns the connection.
+func (rt *Runtime) ClickHouse(ctx context.Context, cfg chx.Config) (driver.Conn, error) {
+	conn, err := chx.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := chx.Migrate(ctx, conn, schemas.ClickHouseMigrations())
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("migrate clickhouse: %w", err)
+	}
+	if len(applied) > 0 {
+		rt.Log.Info("applied clickhouse migrations", zap.Strings("migrations", applied))
+	}
+	rt.HTTP.AddCheck("clickhouse", chx.Check(conn))
+	rt.Group.Defer("clickhouse", conn.Close)
+	return conn, nil
+}
+
+// Redis opens the Redis client.
+func (rt *Runtime) Redis(ctx context.Context, cfg redisx.Config) (*redis.Client, error) {
+	client, err := redisx.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rt.HTTP.AddCheck("redis", redisx.Check(client))
+	rt.Group.Defer("redis", client.Close)
+	return client, nil
+}
+
+// NATS connects to NATS with JetStream.
+func (rt *Runtime) NATS(ctx context.Context, cfg natsx.Config, name string) (*natsx.Conn, error) {
+	conn, err := natsx.Connect(ctx, cfg, name, rt.Log.Named("nats"))
+	if err != nil {
+		return nil, err
+	}
+	rt.HTTP.AddCheck("nats", conn.Check)
+	rt.Group.Defer("nats", conn.Close)
+	return conn, nil
+}
+
+// Kafka returns the admin client (readiness, topic creation) and a producer, after creating
+// topics that do not exist yet.
+func (rt *Runtime) Kafka(ctx context.Context, cfg kafkax.Config, topics ...string) (*kafkax.Admin, *kafkax.Producer, error) {
+	admin := kafkax.NewAdmin(cfg)
+	if err := admin.EnsureTopics(ctx, topics...); err != nil {
+		_ = admin.Close()
+		return nil, nil, err
+	}
+	producer := kafkax.NewProducer(cfg)
+	rt.HTTP.AddCheck("kafka", admin.Check)
+	rt.Group.Defer("kafka admin", admin.Close)
+	rt.Group.Defer("kafka producer", producer.Close)
+	return admin, producer, nil
+}

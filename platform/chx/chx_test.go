@@ -1,0 +1,96 @@
+package chx_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/platform/testenv"
+	"github.com/flywheel-ml/flywheel/schemas"
+)
+
+func TestSplitStatements(t *testing.T) {
+	got := chx.SplitStatements("-- comment\nCREATE TABLE a (x UInt8)\nENGINE = Memory;\n\nCREATE TABLE b (y String) ENGINE = Memory;\nSELECT 1")
+	if len(got) != 3 || !strings.HasPrefix(got[0], "CREATE TABLE a") || strings.HasSuffix(got[1], ";") || got[2] != "SELECT 1" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestShippedMigrationsApplyOnceAndAreIdempotent(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := testenv.Context(t)
+	first, err := chx.Migrate(ctx, conn, schemas.ClickHouseMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := chx.LoadMigrations(schemas.ClickHouseMigrations())
+	if len(first) != len(all) {
+		t.Fatalf("first run applied %v, want all %d", first, len(all))
+	}
+	second, err := chx.Migrate(ctx, conn, schemas.ClickHouseMigrations())
+	if err != nil || len(second) != 0 {
+		t.Fatalf("second run applied %v (%v), want none", second, err)
+	}
+	for _, table := range []string{"events", "ingest_stats", "predictions", "drift_metrics", "model_performance"} {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table).Scan(&n); err != nil || n != 1 {
+			t.Errorf("table %s missing (%v)", table, err)
+		}
+	}
+}
+
+func TestChangedMigrationIsRefused(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := testenv.Context(t)
+	fsys := fstest.MapFS{"0001_a.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS a (x UInt8) ENGINE = Memory;")}}
+	if _, err := chx.Migrate(ctx, conn, fsys); err != nil {
+		t.Fatal(err)
+	}
+	fsys["0001_a.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE IF NOT EXISTS a (x UInt16) ENGINE = Memory;")}
+	_, err := chx.Migrate(ctx, conn, fsys)
+	if err == nil || !strings.Contains(err.Error(), "changed after it was applied") {
+		t.Fatalf("want a changed-migration error, got %v", err)
+	}
+	fsys["0001_a.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE IF NOT EXISTS a (x UInt8) ENGINE = Memory;")}
+	fsys["0002_b.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE b (x UInt8) ENGINE = Memory;\nCREATE TABLE c (x UInt8) ENGINE = Memory;")}
+	applied, err := chx.Migrate(ctx, conn, fsys)
+	if err != nil || len(applied) != 1 || applied[0] != "0002_b.sql" {
+		t.Fatalf("want only 0002 applied, got %v %v", applied, err)
+	}
+}
+
+func TestInsertAndBatcher(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := testenv.Context(t)
+	if err := conn.Exec(ctx, "CREATE TABLE kv (k String, v Float64, at DateTime) ENGINE = MergeTree ORDER BY k"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := chx.Insert(ctx, conn, "kv", []string{"k", "v", "at"}, [][]any{{"a", 1.5, now}, {"b", 2.5, now}}); err != nil {
+		t.Fatal(err)
+	}
+	b := chx.NewBatcher(conn, "kv", []string{"k", "v", "at"}, time.Hour, 1000, zap.NewNop())
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- b.Run(runCtx) }()
+	for i := range 10 {
+		b.Add("c", float64(i), now)
+	}
+	cancel() // shutdown flushes what is queued
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	var sum float64
+	if err := conn.QueryRow(ctx, "SELECT count(), sum(v) FROM kv").Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if n != 12 || sum != 49 {
+		t.Fatalf("got %d rows summing %v, want 12 and 49", n, sum)
+	}
+}

@@ -1,0 +1,140 @@
+package chx
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Migration is one NNNN_description.sql file.
+type Migration struct {
+	Version    uint32
+	Name       string
+	Checksum   string
+	Statements []string
+}
+
+// LoadMigrations reads and orders the migrations in fsys.
+func LoadMigrations(fsys fs.FS) ([]Migration, error) {
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []Migration
+	seen := map[uint32]string{}
+	for _, name := range names {
+		prefix, _, ok := strings.Cut(name, "_")
+		v, err := strconv.ParseUint(prefix, 10, 32)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", name)
+		}
+		if other, dup := seen[uint32(v)]; dup {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", other, name, v)
+		}
+		seen[uint32(v)] = name
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(body)
+		stmts := SplitStatements(string(body))
+		if len(stmts) == 0 {
+			return nil, fmt.Errorf("migration %s has no statement", name)
+		}
+		out = append(out, Migration{Version: uint32(v), Name: name, Checksum: hex.EncodeToString(sum[:]), Statements: stmts})
+	}
+	return out, nil
+}
+
+// SplitStatements splits SQL text on semicolons that end a line, dropping comment-only lines.
+func SplitStatements(sql string) []string {
+	var stmts []string
+	var cur strings.Builder
+	for line := range strings.SplitSeq(sql, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteString("\n")
+		if strings.HasSuffix(trimmed, ";") {
+			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		stmts = append(stmts, s)
+	}
+	return stmts
+}
+
+const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     UInt32,
+    name        String,
+    checksum    String,
+    applied_at  DateTime
+) ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY version`
+
+// Migrate applies, in order, every migration not yet recorded in schema_migrations of the
+// connection's database, and returns the names it applied. A recorded migration whose file
+// changed since is an error: applied migrations are immutable, add a new one instead.
+// Migrations must be idempotent (IF NOT EXISTS), so two services migrating at once is safe.
+func Migrate(ctx context.Context, conn driver.Conn, fsys fs.FS) ([]string, error) {
+	migrations, err := LoadMigrations(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	if err := conn.Exec(ctx, migrationsTable); err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	applied := map[uint32]string{}
+	rows, err := conn.Query(ctx, "SELECT version, argMax(checksum, applied_at) FROM schema_migrations GROUP BY version")
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	for rows.Next() {
+		var v uint32
+		var sum string
+		if err := rows.Scan(&v, &sum); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan applied migration: %w", err)
+		}
+		applied[v] = sum
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+
+	var done []string
+	for _, m := range migrations {
+		if sum, ok := applied[m.Version]; ok {
+			if sum != m.Checksum {
+				return done, fmt.Errorf("migration %s changed after it was applied (checksum %s, recorded %s): add a new migration instead", m.Name, m.Checksum[:12], sum[:min(12, len(sum))])
+			}
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := conn.Exec(ctx, stmt); err != nil {
+				return done, fmt.Errorf("migration %s statement %d: %w", m.Name, i+1, err)
+			}
+		}
+		err := Insert(ctx, conn, "schema_migrations", []string{"version", "name", "checksum", "applied_at"},
+			[][]any{{m.Version, m.Name, m.Checksum, time.Now().UTC()}})
+		if err != nil {
+			return done, fmt.Errorf("record migration %s: %w", m.Name, err)
+		}
+		done = append(done, m.Name)
+	}
+	return done, nil
+}

@@ -1,0 +1,73 @@
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"go.uber.org/zap/zapcore"
+)
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func levelFor(status int) zapcore.Level {
+	switch {
+	case status >= 500:
+		return zapcore.ErrorLevel
+	case status >= 400:
+		return zapcore.InfoLevel
+	default:
+		return zapcore.DebugLevel
+	}
+}
+
+// ReadBody reads the whole request body, answering 413 when it exceeds the server's limit.
+func ReadBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Message: "request body exceeds the limit of " + itoa(tooLarge.Limit) + " bytes"}
+	}
+	if err != nil {
+		return nil, &Error{Status: http.StatusBadRequest, Code: "bad_body", Message: "could not read the request body", Err: err}
+	}
+	return body, nil
+}
+
+// DecodeJSON reads the body as one JSON value into v, answering 400 with the reason when it
+// is not valid.
+func DecodeJSON(r *http.Request, v any) error {
+	body, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body is not valid JSON for this request", Err: err}
+	}
+	return nil
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

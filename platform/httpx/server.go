@@ -1,0 +1,228 @@
+// Package httpx is the HTTP runtime every service shares: JSON errors, bearer-token scopes,
+// body limits, request logging, latency histograms, and the /healthz, /readyz and /metrics
+// endpoints.
+package httpx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/platform/config"
+)
+
+// Config is one service's HTTP listener. Services embed it with their own prefix
+// (FLYWHEEL_INGEST_ADDR, FLYWHEEL_FEATURES_ADDR, ...).
+type Config struct {
+	Addr            string        `env:"ADDR" usage:"HTTP listen address"`
+	MaxBodyBytes    int64         `env:"MAX_BODY_BYTES" default:"8388608" usage:"largest accepted request body"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"8s" usage:"how long in-flight requests may finish after SIGTERM"`
+}
+
+// Validate checks the listen address and limits.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return config.Invalid("ADDR", "%q is not host:port", c.Addr)
+	}
+	if c.MaxBodyBytes <= 0 {
+		return config.Invalid("MAX_BODY_BYTES", "must be positive, got %d", c.MaxBodyBytes)
+	}
+	return nil
+}
+
+// AuthConfig holds the bearer tokens shared by every service.
+type AuthConfig struct {
+	Tokens string `env:"AUTH_TOKENS" secret:"true" usage:"bearer tokens with scopes: token:scope,scope;token2:*  (empty disables auth)"`
+}
+
+// Validate parses the token list.
+func (c AuthConfig) Validate() error {
+	if _, err := ParseTokens(c.Tokens); err != nil {
+		return config.Invalid("AUTH_TOKENS", "%v; use token:scope,scope;token2:*", err)
+	}
+	return nil
+}
+
+// HandlerFunc is an HTTP handler that returns its error instead of writing it, so errors are
+// mapped to statuses and logged in one place.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Check is a readiness probe of one dependency.
+type Check func(ctx context.Context) error
+
+// Server is a service's HTTP server.
+type Server struct {
+	cfg     Config
+	log     *zap.Logger
+	tokens  Tokens
+	mux     *http.ServeMux
+	latency *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	checks map[string]Check
+}
+
+// NewServer builds the server and registers its own endpoints. reg gets the request metrics
+// and is served at /metrics.
+func NewServer(cfg Config, auth AuthConfig, log *zap.Logger, reg *prometheus.Registry) (*Server, error) {
+	tokens, err := ParseTokens(auth.Tokens)
+	if err != nil {
+		return nil, fmt.Errorf("parse auth tokens: %w", err)
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    log.Named("http"),
+		tokens: tokens,
+		mux:    http.NewServeMux(),
+		checks: map[string]Check{},
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "flywheel_http_request_duration_seconds",
+			Help:    "HTTP request latency by route, method and status code.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18),
+		}, []string{"route", "method", "code"}),
+	}
+	if err := reg.Register(s.latency); err != nil {
+		return nil, fmt.Errorf("register http metrics: %w", err)
+	}
+	if !tokens.Enabled() {
+		s.log.Warn("auth disabled: FLYWHEEL_AUTH_TOKENS is empty, every request is allowed")
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s, nil
+}
+
+// AddCheck registers a dependency that must answer for /readyz to report ready.
+func (s *Server) AddCheck(name string, check Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[name] = check
+}
+
+// Handle registers h for pattern ("POST /v1/things/{id}"), requiring scope ("" for none).
+func (s *Server) Handle(pattern, scope string, h HandlerFunc) {
+	s.mux.Handle(pattern, s.authorize(scope, h))
+}
+
+func (s *Server) authorize(scope string, h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status, ok := s.tokens.Allow(r, scope); !ok {
+			code, msg := "unauthenticated", "a bearer token is required"
+			if status == http.StatusForbidden {
+				code, msg = "forbidden", "the token lacks the "+scope+" scope"
+			} else if r.Header.Get("Authorization") != "" {
+				msg = "the bearer token is not known"
+			}
+			WriteError(w, &Error{Status: status, Code: code, Message: msg})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if err := h(w, r); err != nil {
+			var he *Error
+			if !errors.As(err, &he) || he.Status >= 500 {
+				s.log.Error("request failed", zap.String("route", r.Pattern), zap.Error(err))
+			}
+			WriteError(w, err)
+		}
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	checks := make(map[string]Check, len(s.checks))
+	for k, v := range s.checks {
+		checks[k] = v
+	}
+	s.mu.Unlock()
+
+	results := make(map[string]string, len(checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, check := range checks {
+		wg.Go(func() {
+			status := "ok"
+			if err := check(ctx); err != nil {
+				status = err.Error()
+			}
+			mu.Lock()
+			results[name] = status
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	code, overall := http.StatusOK, "ready"
+	for _, v := range results {
+		if v != "ok" {
+			code, overall = http.StatusServiceUnavailable, "not ready"
+		}
+	}
+	WriteJSON(w, code, map[string]any{"status": overall, "checks": results})
+}
+
+// ServeHTTP runs the full middleware chain; tests use it with httptest.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panicked", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.Stack("stack"))
+			if !rec.wrote {
+				WriteError(rec, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+			}
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		elapsed := time.Since(start)
+		s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(elapsed.Seconds())
+		if ce := s.log.Check(levelFor(rec.status), "request"); ce != nil {
+			ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
+				zap.Duration("elapsed", elapsed))
+		}
+	}()
+	s.mux.ServeHTTP(rec, r)
+}
+
+// Run listens and serves until ctx is cancelled, then lets in-flight requests finish within
+// the shutdown timeout.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (tests use port 0).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("listening", zap.String("addr", ln.Addr().String()))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package kafkax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Admin creates topics and answers readiness checks. It owns its transport: after a broker
+// restart a shared transport's first call fails with unexpected EOF (see INFRA.md).
+type Admin struct {
+	cfg    Config
+	client *kafka.Client
+	tr     *kafka.Transport
+}
+
+// NewAdmin returns an admin client for cfg's brokers.
+func NewAdmin(cfg Config) *Admin {
+	tr := &kafka.Transport{Dial: (&net.Dialer{Timeout: cfg.DialTimeout}).DialContext, IdleTimeout: 30 * time.Second}
+	return &Admin{cfg: cfg, tr: tr, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}}
+}
+
+// EnsureTopics creates the topics that do not exist yet with the configured partitions and
+// replication; existing topics are left as they are.
+func (a *Admin) EnsureTopics(ctx context.Context, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: a.cfg.Partitions, ReplicationFactor: a.cfg.ReplicationFactor})
+	}
+	resp, err := a.retry(ctx, func() (*kafka.CreateTopicsResponse, error) { return a.client.CreateTopics(ctx, req) })
+	if err != nil {
+		return fmt.Errorf("create topics %v: %w", topics, err)
+	}
+	for topic, terr := range resp.Errors {
+		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, terr)
+		}
+	}
+	return nil
+}
+
+// Check is a readiness probe: the brokers answer a metadata request.
+func (a *Admin) Check(ctx context.Context) error {
+	_, err := a.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	if err != nil {
+		a.tr.CloseIdleConnections()
+		return fmt.Errorf("kafka metadata: %w", err)
+	}
+	return nil
+}
+
+// Close releases the admin's connections.
+func (a *Admin) Close() error {
+	a.tr.CloseIdleConnections()
+	return nil
+}
+
+func (a *Admin) retry(ctx context.Context, call func() (*kafka.CreateTopicsResponse, error)) (*kafka.CreateTopicsResponse, error) {
+	var lastErr error
+	for attempt := range 5 {
+		resp, err := call()
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		a.tr.CloseIdleConnections()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	return nil, lastErr
+}

@@ -1,0 +1,130 @@
+package schemas
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+)
+
+// Event is the validated envelope on events.<stream>, keyed by Entity.
+type Event struct {
+	Stream        string          `json:"stream"`
+	EventID       string          `json:"event_id"`
+	EventTime     time.Time       `json:"event_time"`
+	Entity        string          `json:"entity"`
+	SchemaVersion int             `json:"schema_version"`
+	IngestedAt    time.Time       `json:"ingested_at"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// DLQRecord is a rejected record on dlq.<stream>. Payload keeps the original bytes exactly,
+// as a JSON string: the text itself when it is valid UTF-8 (PayloadEncoding "utf8"), otherwise
+// its base64 (PayloadEncoding "base64"). Raw JSON would not do: encoders re-format it.
+type DLQRecord struct {
+	Stream          string     `json:"stream"`
+	Reasons         []string   `json:"reasons"`
+	ReceivedAt      time.Time  `json:"received_at"`
+	Payload         string     `json:"payload"`
+	PayloadEncoding string     `json:"payload_encoding"`
+	Source          *DLQSource `json:"source,omitempty"`
+}
+
+// DLQSource says where a dead-lettered record came from.
+type DLQSource struct {
+	Transport string `json:"transport"` // "kafka" or "http"
+	Topic     string `json:"topic,omitempty"`
+	Partition int    `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Index     *int   `json:"index,omitempty"` // position inside an array or NDJSON body
+	Attempts  int    `json:"attempts,omitempty"`
+}
+
+// NewDLQRecord wraps original bytes, choosing the payload encoding that keeps them exact.
+func NewDLQRecord(stream string, reasons []string, receivedAt time.Time, original []byte) DLQRecord {
+	rec := DLQRecord{Stream: stream, Reasons: reasons, ReceivedAt: receivedAt.UTC()}
+	if utf8.Valid(original) {
+		rec.Payload, rec.PayloadEncoding = string(original), "utf8"
+		return rec
+	}
+	rec.Payload, rec.PayloadEncoding = base64.StdEncoding.EncodeToString(original), "base64"
+	return rec
+}
+
+// OriginalBytes returns the payload exactly as it was received.
+func (r DLQRecord) OriginalBytes() ([]byte, error) {
+	if r.PayloadEncoding == "base64" {
+		return base64.StdEncoding.DecodeString(r.Payload)
+	}
+	return []byte(r.Payload), nil
+}
+
+// Prediction is one served prediction on the predictions topic.
+type Prediction struct {
+	RequestID string             `json:"request_id"`
+	Model     string             `json:"model"`
+	Version   int                `json:"version"`
+	Entity    string             `json:"entity"`
+	Features  map[string]any     `json:"features"`
+	Output    json.RawMessage    `json:"output"`
+	Scores    map[string]float64 `json:"scores,omitempty"`
+	TS        time.Time          `json:"ts"`
+	LatencyUS int64              `json:"latency_us"`
+}
+
+// DriftKind is what drifted.
+type DriftKind string
+
+// Drift kinds.
+const (
+	DriftData       DriftKind = "data"
+	DriftPrediction DriftKind = "prediction"
+	DriftConcept    DriftKind = "concept"
+)
+
+// DriftEvent is a detected drift on the drift topic, keyed by model name.
+type DriftEvent struct {
+	ID         string      `json:"id"`
+	Model      string      `json:"model"`
+	Version    int         `json:"version"`
+	Kind       DriftKind   `json:"kind"`
+	Feature    string      `json:"feature,omitempty"`
+	Method     string      `json:"method"`
+	Score      float64     `json:"score"`
+	Threshold  float64     `json:"threshold"`
+	Window     DriftWindow `json:"window"`
+	DetectedAt time.Time   `json:"detected_at"`
+}
+
+// DriftWindow is the stretch of traffic a drift score was computed on.
+type DriftWindow struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	N     int64     `json:"n"`
+}
+
+// RegistryEventType names a registry change.
+type RegistryEventType string
+
+// Registry change types.
+const (
+	RegistryVersionCreated RegistryEventType = "version_created"
+	RegistryAliasMoved     RegistryEventType = "alias_moved"
+	RegistryAliasDeleted   RegistryEventType = "alias_deleted"
+	RegistryModelCreated   RegistryEventType = "model_created"
+	RegistryModelDeleted   RegistryEventType = "model_deleted"
+	RegistryVersionUpdated RegistryEventType = "version_updated"
+)
+
+// RegistryEvent is a change on the registry topic, keyed by model name.
+type RegistryEvent struct {
+	ID              string            `json:"id"`
+	Type            RegistryEventType `json:"type"`
+	Model           string            `json:"model"`
+	Version         int               `json:"version,omitempty"`
+	Alias           string            `json:"alias,omitempty"`
+	PreviousVersion int               `json:"previous_version,omitempty"`
+	Actor           string            `json:"actor,omitempty"`
+	Reason          string            `json:"reason,omitempty"`
+	At              time.Time         `json:"at"`
+}
