@@ -25,9 +25,15 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf-style constructors for the statuses handlers use.
-func BadRequest(code, msg string) *Error { return &Error{Status: http.StatusBadRequest, Code: code, Message: msg} }
-func NotFound(code, msg string) *Error   { return &Error{Status: http.StatusNotFound, Code: code, Message: msg} }
-func Conflict(code, msg string) *Error   { return &Error{Status: http.StatusConflict, Code: code, Message: msg} }
+func BadRequest(code, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
+}
+func NotFound(code, msg string) *Error {
+	return &Error{Status: http.StatusNotFound, Code: code, Message: msg}
+}
+func Conflict(code, msg string) *Error {
+	return &Error{Status: http.StatusConflict, Code: code, Message: msg}
+}
 func Unavailable(msg string, err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: msg, Err: err}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -78,4 +80,34 @@ func (a *Admin) retry(ctx context.Context, call func() (*kafka.CreateTopicsRespo
 		}
 	}
 	return nil, lastErr
+}
+
+// Topics lists the broker's topics, sorted, without internal ones.
+func (a *Admin) Topics(ctx context.Context) ([]string, error) {
+	resp, err := a.client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("kafka metadata: %w", err)
+	}
+	var out []string
+	for _, t := range resp.Topics {
+		if !t.Internal && !strings.HasPrefix(t.Name, "__") {
+			out = append(out, t.Name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// DeleteTopics removes topics; missing ones are ignored. Tests use it to clean up.
+func (a *Admin) DeleteTopics(ctx context.Context, topics ...string) error {
+	resp, err := a.client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("delete topics %v: %w", topics, err)
+	}
+	for topic, terr := range resp.Errors {
+		if terr != nil && !errors.Is(terr, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("delete topic %s: %w", topic, terr)
+		}
+	}
+	return nil
 }

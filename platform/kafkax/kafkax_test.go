@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,16 +118,23 @@ func TestEnsureTopicsIsIdempotent(t *testing.T) {
 	if err := admin.Check(testenv.Context(t)); err != nil {
 		t.Fatal(err)
 	}
+	topics, err := admin.Topics(testenv.Context(t))
+	if err != nil || !slices.Contains(topics, topic) {
+		t.Fatalf("topic %s not listed: %v %v", topic, topics, err)
+	}
+	if err := admin.DeleteTopics(testenv.Context(t), topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted topic to disappear", func() bool {
+		topics, _ = admin.Topics(testenv.Context(t))
+		return !slices.Contains(topics, topic)
+	})
 }
 
 func TestConsumeCommitsAfterHandlerSucceeds(t *testing.T) {
 	cfg := testenv.Kafka(t)
 	topic, group := testenv.Unique(t, "raw.t"), testenv.Unique(t, "g")
-	admin := kafkax.NewAdmin(cfg)
-	defer admin.Close()
-	if err := admin.EnsureTopics(testenv.Context(t), topic); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Topics(t, cfg, topic)
 	produceN(t, cfg, topic, 300)
 
 	var got seen
@@ -157,11 +165,7 @@ func TestConsumeCommitsAfterHandlerSucceeds(t *testing.T) {
 func TestUncommittedBatchIsRedelivered(t *testing.T) {
 	cfg := testenv.Kafka(t)
 	topic, group := testenv.Unique(t, "raw.t"), testenv.Unique(t, "g")
-	admin := kafkax.NewAdmin(cfg)
-	defer admin.Close()
-	if err := admin.EnsureTopics(testenv.Context(t), topic); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Topics(t, cfg, topic)
 	produceN(t, cfg, topic, 50)
 
 	inFlight := make(chan struct{})
@@ -194,11 +198,7 @@ func TestPoisonMessageIsDeadLetteredWithReason(t *testing.T) {
 	cfg := testenv.Kafka(t)
 	stream := testenv.Unique(t, "s")
 	topic, dlq, group := schemas.RawTopic(stream), schemas.DLQTopic(stream), testenv.Unique(t, "g")
-	admin := kafkax.NewAdmin(cfg)
-	defer admin.Close()
-	if err := admin.EnsureTopics(testenv.Context(t), topic, dlq); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Topics(t, cfg, topic, dlq)
 	produceN(t, cfg, topic, 40) // m-13 is the poison
 
 	var got seen
@@ -270,11 +270,7 @@ func TestTransientFailuresAreRetriedNotDeadLettered(t *testing.T) {
 	cfg := testenv.Kafka(t)
 	stream := testenv.Unique(t, "s")
 	topic, group := schemas.RawTopic(stream), testenv.Unique(t, "g")
-	admin := kafkax.NewAdmin(cfg)
-	defer admin.Close()
-	if err := admin.EnsureTopics(testenv.Context(t), topic, schemas.DLQTopic(stream)); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Topics(t, cfg, topic, schemas.DLQTopic(stream))
 	produceN(t, cfg, topic, 5)
 	var got seen
 	failures := 0
@@ -308,11 +304,7 @@ func TestTransientFailuresAreRetriedNotDeadLettered(t *testing.T) {
 func TestProducerKeepsAKeyOnOnePartition(t *testing.T) {
 	cfg := testenv.Kafka(t)
 	topic := testenv.Unique(t, "keys")
-	admin := kafkax.NewAdmin(cfg)
-	defer admin.Close()
-	if err := admin.EnsureTopics(testenv.Context(t), topic); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Topics(t, cfg, topic)
 	produceN(t, cfg, topic, 70)
 	partitions := map[string]map[int]bool{}
 	for p := range 3 {

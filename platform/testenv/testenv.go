@@ -151,3 +151,20 @@ func NATS(t testing.TB) *natsx.Conn {
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
 }
+
+// Topics creates topics on the dev broker and deletes them when the test ends.
+func Topics(t testing.TB, cfg kafkax.Config, topics ...string) {
+	t.Helper()
+	admin := kafkax.NewAdmin(cfg)
+	if err := admin.EnsureTopics(Context(t), topics...); err != nil {
+		t.Fatalf("create topics: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := admin.DeleteTopics(ctx, topics...); err != nil {
+			t.Logf("delete topics: %v", err)
+		}
+		_ = admin.Close()
+	})
+}

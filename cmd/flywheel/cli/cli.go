@@ -32,6 +32,7 @@ func New(stdout, stderr io.Writer, lookup config.LookupFunc) *cobra.Command {
 			return up.Run(cmd.Context(), services)
 		},
 	})
+	root.AddCommand(demoCommand(lookup))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the build's module version and VCS revision",
