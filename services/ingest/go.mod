@@ -2,7 +2,13 @@ module github.com/flywheel-ml/flywheel/services/ingest
 
 go 1.26.0
 
-require github.com/flywheel-ml/flywheel/platform v0.0.0
+require (
+	github.com/flywheel-ml/flywheel/platform v0.0.0
+	github.com/flywheel-ml/flywheel/schemas v0.0.0
+	github.com/go-json-experiment/json v1.27.2
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+	golang.org/x/text v0.43.0
+)
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
@@ -10,7 +16,6 @@ require (
 	github.com/andybalholm/brotli v1.2.6 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/flywheel-ml/flywheel/schemas v0.0.0 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.7.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
