@@ -56,8 +56,14 @@ func (m *memDedupe) set(stream string, ids []string, v string) {
 	}
 }
 
-func (m *memDedupe) Confirm(_ context.Context, s string, ids []string) error { m.set(s, ids, "d"); return nil }
-func (m *memDedupe) Release(_ context.Context, s string, ids []string) error { m.set(s, ids, ""); return nil }
+func (m *memDedupe) Confirm(_ context.Context, s string, ids []string) error {
+	m.set(s, ids, "d")
+	return nil
+}
+func (m *memDedupe) Release(_ context.Context, s string, ids []string) error {
+	m.set(s, ids, "")
+	return nil
+}
 
 type memPublisher struct {
 	fail error

@@ -23,7 +23,7 @@ const (
 )
 
 type key struct {
-	minute                            int64
+	minute                             int64
 	stream, transport, outcome, reason string
 }
 
