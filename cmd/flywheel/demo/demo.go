@@ -12,14 +12,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 )
 
 // Config says where the services and the broker are.
 type Config struct {
-	Kafka    kafkax.Config
-	Services map[string]string // name -> base URL
-	Token    string            // bearer token, when auth is on
+	Kafka      kafkax.Config
+	ClickHouse chx.Config
+	Run        string            // keeps this run's event ids apart from earlier runs'
+	Services   map[string]string // name -> base URL
+	Token      string            // bearer token, when auth is on
 }
 
 // DefaultServices are the services' default addresses.
@@ -38,6 +41,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}{
 		{"services are up and ready", checkServices},
 		{"Kafka topics", listTopics},
+		{"ingest over HTTP: partial acceptance with reasons", ingestOverHTTP},
+		{"ingest from raw.transactions: DLQ, event log, dedupe", ingestOverKafka},
 	}
 	for i, s := range steps {
 		fmt.Fprintf(out, "\n== %d. %s\n", i+1, s.title)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -283,6 +284,9 @@ func (v *Validator) schemaReasons(ve *jsonschema.ValidationError) []Reason {
 		}
 	}
 	walk(ve)
+	// The validator visits properties in map order; sort so the same event always gets the
+	// same reasons in the same order (and the same first reason in the statistics).
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Pointer < out[j].Pointer })
 	if len(out) > v.cfg.MaxReasons {
 		out = out[:v.cfg.MaxReasons]
 	}
