@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"time"
@@ -127,4 +128,16 @@ type RegistryEvent struct {
 	Actor           string            `json:"actor,omitempty"`
 	Reason          string            `json:"reason,omitempty"`
 	At              time.Time         `json:"at"`
+}
+
+// Encode returns the record as JSON without HTML escaping, so reasons such as "must be >= 0"
+// read as written when an operator tails the DLQ with kcat.
+func (r DLQRecord) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -2,7 +2,6 @@ package kafkax
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -319,7 +318,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, cause error)
 	}
 	rec := schemas.NewDLQRecord(stream, []string{"processing failed: " + cause.Error()}, time.Now(), m.Value)
 	rec.Source = &schemas.DLQSource{Transport: "kafka", Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Attempts: c.cfg.MaxAttempts}
-	value, err := json.Marshal(rec)
+	value, err := rec.Encode()
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}

@@ -6,7 +6,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -182,7 +181,7 @@ func dlqMessage(stream string, reasons []string, receivedAt time.Time, rec Recor
 	d := schemas.NewDLQRecord(stream, reasons, receivedAt, rec.Raw)
 	src := rec.Source
 	d.Source = &src
-	value, err := json.Marshal(d)
+	value, err := d.Encode()
 	if err != nil {
 		return kafkax.Message{}, fmt.Errorf("encode dlq record: %w", err)
 	}
