@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -101,7 +102,15 @@ func NewServer(cfg Config, auth AuthConfig, log *zap.Logger, reg *prometheus.Reg
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// Profiles for operators; they reveal internals, so they need the admin scope.
+	s.Handle("GET /debug/pprof/", ScopeAdmin, wrap(pprof.Index))
+	s.Handle("GET /debug/pprof/profile", ScopeAdmin, wrap(pprof.Profile))
+	s.Handle("GET /debug/pprof/trace", ScopeAdmin, wrap(pprof.Trace))
 	return s, nil
+}
+
+func wrap(h http.HandlerFunc) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error { h(w, r); return nil }
 }
 
 // AddCheck registers a dependency that must answer for /readyz to report ready.

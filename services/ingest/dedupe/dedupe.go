@@ -55,23 +55,23 @@ func (s *Store) Claim(ctx context.Context, stream string, ids []string) ([]State
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	// SET NX GET (Redis 7) claims and reads the previous state in one command.
 	pipe := s.client.Pipeline()
-	sets := make([]*redis.BoolCmd, len(ids))
-	gets := make([]*redis.StringCmd, len(ids))
+	cmds := make([]*redis.StatusCmd, len(ids))
 	for i, id := range ids {
-		k := s.key(stream, id)
-		sets[i] = pipe.SetNX(ctx, k, "p", s.pendingTTL)
-		gets[i] = pipe.Get(ctx, k)
+		cmds[i] = pipe.SetArgs(ctx, s.key(stream, id), "p", redis.SetArgs{Mode: "NX", TTL: s.pendingTTL, Get: true})
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("claim %d event ids of %s: %w", len(ids), stream, err)
 	}
 	states := make([]State, len(ids))
-	for i := range ids {
+	for i, c := range cmds {
 		switch {
-		case sets[i].Val():
+		case errors.Is(c.Err(), redis.Nil):
 			states[i] = Fresh
-		case gets[i].Val() == "d":
+		case c.Err() != nil:
+			return nil, fmt.Errorf("claim event id of %s: %w", stream, c.Err())
+		case c.Val() == "d":
 			states[i] = Duplicate
 		default:
 			states[i] = Unsettled

@@ -5,10 +5,10 @@ package eventlog
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/go-json-experiment/json"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/flywheel-ml/flywheel/platform/chx"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -206,16 +205,47 @@ func (s *scanner) str(n *catalog.Node, raw []byte) bool {
 	return true
 }
 
-// Timestamps the fast path accepts: the common RFC 3339 shapes, which the full validator's
-// date-time check accepts too. Anything else (leap seconds, lower-case t/z) is left to it.
-var dateTimeShape = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$`)
-
+// plainDateTime accepts the common RFC 3339 shape YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM), which
+// the full validator's date-time check accepts too. Anything else (leap seconds, lower-case
+// t or z) is left to it.
 func plainDateTime(v []byte) bool {
-	if !dateTimeShape.Match(v) {
+	const layout = "dddd-dd-ddTdd:dd:dd"
+	if len(v) < len(layout)+1 {
+		return false
+	}
+	for i := range len(layout) {
+		if c := v[i]; (layout[i] == 'd' && (c < '0' || c > '9')) || (layout[i] != 'd' && c != layout[i]) {
+			return false
+		}
+	}
+	rest := v[len(layout):]
+	if rest[0] == '.' {
+		digits := 0
+		for digits+1 < len(rest) && rest[digits+1] >= '0' && rest[digits+1] <= '9' {
+			digits++
+		}
+		if digits < 1 || digits > 9 {
+			return false
+		}
+		rest = rest[digits+1:]
+	}
+	switch {
+	case len(rest) == 1 && rest[0] == 'Z':
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' && isDigits(rest[1:3]) && isDigits(rest[4:6]):
+	default:
 		return false
 	}
 	_, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(v), len(v)))
 	return err == nil
+}
+
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *scanner) number(n *catalog.Node, raw []byte) bool {
