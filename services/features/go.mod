@@ -2,7 +2,10 @@ module github.com/flywheel-ml/flywheel/services/features
 
 go 1.26.0
 
-require github.com/flywheel-ml/flywheel/platform v0.0.0
+require (
+	github.com/flywheel-ml/flywheel/platform v0.0.0
+	go.yaml.in/yaml/v3 v3.0.6
+)
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect

@@ -1,0 +1,273 @@
+// Package agg is the one place the semantics of Flywheel's streaming features live. It folds
+// events into per-entity state — tiles of partial aggregates plus the raw events of the most
+// recent stretch — and reads feature values at any time t from that state. The online store
+// (Redis) keeps the state; the offline store replays the same applied events through the same
+// code, so online and offline values are identical, bit for bit.
+//
+// Semantics, for a read at time t (milliseconds):
+//   - A windowed feature (count, sum, avg, min, max, stddev) with window W and tile size T
+//     aggregates the full tiles before t's own tile whose start is at or after
+//     floor(t/T)*T - W + T, plus the events of t's own tile with event time <= t, added in
+//     arrival order. The window therefore spans (W - T, W], ends exactly at t, and never sees
+//     an event after t.
+//   - count_distinct counts distinct values among events with event time in (t - W, t].
+//   - last is the value of the latest event with event time <= t (and > t - W when windowed);
+//     ties go to the later arrival.
+//   - An event more than the view's lateness behind the entity's latest event time is dropped
+//     (and counted); a later one within lateness updates the tile it belongs to.
+//
+// This package imports no infrastructure.
+package agg
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/flywheel-ml/flywheel/services/features/views"
+)
+
+// Value kinds.
+const (
+	None uint8 = iota // the feature takes nothing from this event (field absent, or filtered out)
+	Num
+	Str
+)
+
+// Value is one event's input to one feature. Count features get Num with Num = 1.
+type Value struct {
+	Kind uint8
+	Num  float64
+	Str  string
+}
+
+// Event is one event's inputs to a view, aligned with the view's features.
+type Event struct {
+	Time int64 // event time, Unix milliseconds
+	Seq  int64 // arrival order within the entity
+	Vals []Value
+}
+
+// Cell is a tile's partial aggregate of one feature.
+type Cell struct {
+	N             int64
+	Sum, SumSq    float64
+	Min, Max      float64
+}
+
+func (c *Cell) add(x float64) {
+	if c.N == 0 {
+		c.Min, c.Max = x, x
+	} else {
+		c.Min, c.Max = math.Min(c.Min, x), math.Max(c.Max, x)
+	}
+	c.N++
+	c.Sum += x
+	c.SumSq += x * x
+}
+
+func (c *Cell) merge(o Cell) {
+	if o.N == 0 {
+		return
+	}
+	if c.N == 0 {
+		c.Min, c.Max = o.Min, o.Max
+	} else {
+		c.Min, c.Max = math.Min(c.Min, o.Min), math.Max(c.Max, o.Max)
+	}
+	c.N += o.N
+	c.Sum += o.Sum
+	c.SumSq += o.SumSq
+}
+
+// Tile holds the cells of the features sharing one tile size, for one tile.
+type Tile struct {
+	Start int64
+	Cells []Cell
+}
+
+// Sighting is when a value was last seen.
+type Sighting struct {
+	Time, Seq int64
+}
+
+// LastValue is a remembered value with its time.
+type LastValue struct {
+	Time, Seq int64
+	Val       Value
+}
+
+// State is one entity's state for one view.
+type State struct {
+	Watermark int64     // latest event time applied
+	Head      []Event   // recent events in arrival order
+	Tiles     [][]Tile  // per tile size (Engine.Sizes), sorted by start
+	Distinct  []map[string]Sighting // per feature: sightings of events evicted from Head
+	LastOut   []LastValue           // per feature: latest value among events evicted from Head
+	LastTime  LastValue             // latest event (any feature) evicted from Head
+	Evicted   bool                  // whether LastTime holds an event
+	NextSeq   int64
+}
+
+// Engine applies and reads one view's features.
+type Engine struct {
+	View     *views.View
+	Sizes    []int64 // distinct tile sizes (ms)
+	res      []int   // per feature: index into Sizes, -1 when not tiled
+	cell     []int   // per feature: cell position within its tile size
+	cells    []int   // per tile size: number of cells
+	lateness int64
+	headSpan int64
+	keep     []int64 // per tile size: longest window using it (ms)
+}
+
+// NewEngine compiles a view.
+func NewEngine(v *views.View) *Engine {
+	e := &Engine{View: v, lateness: time.Duration(v.Lateness).Milliseconds()}
+	var maxTile int64
+	for _, f := range v.Features {
+		if !views.Windowed(f.Agg) {
+			e.res = append(e.res, -1)
+			e.cell = append(e.cell, -1)
+			continue
+		}
+		size := f.Tile.Milliseconds()
+		r := slices.Index(e.Sizes, size)
+		if r < 0 {
+			r = len(e.Sizes)
+			e.Sizes = append(e.Sizes, size)
+			e.cells = append(e.cells, 0)
+			e.keep = append(e.keep, 0)
+		}
+		e.res = append(e.res, r)
+		e.cell = append(e.cell, e.cells[r])
+		e.cells[r]++
+		e.keep[r] = max(e.keep[r], time.Duration(f.Window).Milliseconds())
+		maxTile = max(maxTile, size)
+	}
+	// Head keeps every event a read at t >= watermark - lateness can need individually: its
+	// own tile (up to the largest tile size) plus the lateness.
+	e.headSpan = maxTile + e.lateness
+	for _, f := range v.Features {
+		if f.Agg == views.CountDistinct || f.Agg == views.Last {
+			e.headSpan = max(e.headSpan, min(time.Duration(f.Window).Milliseconds(), maxTile)+e.lateness)
+		}
+	}
+	return e
+}
+
+// NewState returns an empty state for the engine's view.
+func (e *Engine) NewState() *State {
+	s := &State{Tiles: make([][]Tile, len(e.Sizes)), Distinct: make([]map[string]Sighting, len(e.View.Features)),
+		LastOut: make([]LastValue, len(e.View.Features))}
+	return s
+}
+
+// Apply folds ev into s and reports whether it was applied; an event more than the lateness
+// behind the watermark is not. ev.Seq is assigned from s.NextSeq.
+func (e *Engine) Apply(s *State, ev Event) bool {
+	if len(s.Head) > 0 || s.Watermark != 0 {
+		if ev.Time < s.Watermark-e.lateness {
+			return false
+		}
+	}
+	ev.Seq = s.NextSeq
+	s.NextSeq++
+	e.addToTiles(s, ev)
+	s.Head = append(s.Head, ev)
+	if ev.Time > s.Watermark {
+		s.Watermark = ev.Time
+	}
+	e.evict(s)
+	return true
+}
+
+func (e *Engine) addToTiles(s *State, ev Event) {
+	for i, v := range ev.Vals {
+		r := e.res[i]
+		if r < 0 || v.Kind != Num {
+			continue
+		}
+		size := e.Sizes[r]
+		start := floorDiv(ev.Time, size) * size
+		tiles := s.Tiles[r]
+		k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= start })
+		if k == len(tiles) || tiles[k].Start != start {
+			tiles = slices.Insert(tiles, k, Tile{Start: start, Cells: make([]Cell, e.cells[r])})
+			s.Tiles[r] = tiles
+		}
+		tiles[k].Cells[e.cell[i]].add(v.Num)
+	}
+}
+
+func (e *Engine) evict(s *State) {
+	cut := s.Watermark - e.headSpan
+	n := 0
+	for _, ev := range s.Head {
+		if ev.Time >= cut {
+			s.Head[n] = ev
+			n++
+			continue
+		}
+		if !s.Evicted || later(ev.Time, ev.Seq, s.LastTime.Time, s.LastTime.Seq) {
+			s.LastTime, s.Evicted = LastValue{Time: ev.Time, Seq: ev.Seq}, true
+		}
+		for i, v := range ev.Vals {
+			if v.Kind == None {
+				continue
+			}
+			switch e.View.Features[i].Agg {
+			case views.CountDistinct:
+				if s.Distinct[i] == nil {
+					s.Distinct[i] = map[string]Sighting{}
+				}
+				key := distinctKey(v)
+				if old, ok := s.Distinct[i][key]; !ok || later(ev.Time, ev.Seq, old.Time, old.Seq) {
+					s.Distinct[i][key] = Sighting{Time: ev.Time, Seq: ev.Seq}
+				}
+			case views.Last:
+				if later(ev.Time, ev.Seq, s.LastOut[i].Time, s.LastOut[i].Seq) || s.LastOut[i].Val.Kind == None {
+					s.LastOut[i] = LastValue{Time: ev.Time, Seq: ev.Seq, Val: v}
+				}
+			}
+		}
+	}
+	clear(s.Head[n:])
+	s.Head = s.Head[:n]
+	for i, f := range e.View.Features {
+		if f.Agg == views.CountDistinct {
+			horizon := s.Watermark - e.lateness - time.Duration(f.Window).Milliseconds()
+			for k, sg := range s.Distinct[i] {
+				if sg.Time <= horizon {
+					delete(s.Distinct[i], k)
+				}
+			}
+		}
+	}
+	for r, size := range e.Sizes {
+		oldest := s.Watermark - e.lateness - e.keep[r] - size
+		tiles := s.Tiles[r]
+		k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= oldest })
+		if k > 0 {
+			s.Tiles[r] = slices.Delete(tiles, 0, k)
+		}
+	}
+}
+
+func later(t1, s1, t2, s2 int64) bool { return t1 > t2 || (t1 == t2 && s1 > s2) }
+
+func distinctKey(v Value) string {
+	if v.Kind == Str {
+		return "s" + v.Str
+	}
+	return "n" + formatFloat(v.Num)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}

@@ -1,0 +1,172 @@
+package agg
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/flywheel-ml/flywheel/services/features/views"
+)
+
+// Status of a read value, as in Feast.
+type Status uint8
+
+// Statuses.
+const (
+	Present        Status = iota
+	NotFound              // no state for the entity
+	NullValue             // the entity is known but the feature has no value at t (empty window)
+	OutsideMaxAge         // the entity's latest event at or before t is older than the view's TTL
+)
+
+var statusNames = [...]string{"PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"}
+
+func (s Status) String() string { return statusNames[s] }
+
+// Result is one feature's value at a read time. Value is float64 or string; nil unless
+// Present. EventTime is the entity's latest event time at or before t (ms; 0 when none).
+type Result struct {
+	Status    Status
+	Value     any
+	EventTime int64
+}
+
+// Read computes every feature of the view at t from s (nil means no state).
+func (e *Engine) Read(s *State, t int64) []Result {
+	out := make([]Result, len(e.View.Features))
+	e.ReadInto(s, t, out)
+	return out
+}
+
+// ReadInto is Read into a caller's slice of len(View.Features).
+func (e *Engine) ReadInto(s *State, t int64, out []Result) {
+	if s == nil {
+		for i := range out {
+			out[i] = Result{Status: NotFound}
+		}
+		return
+	}
+	latest := e.latestAtOrBefore(s, t)
+	if latest < 0 {
+		for i := range out {
+			out[i] = Result{Status: NotFound}
+		}
+		return
+	}
+	if t-latest > time.Duration(e.View.TTL).Milliseconds() {
+		for i := range out {
+			out[i] = Result{Status: OutsideMaxAge, EventTime: latest}
+		}
+		return
+	}
+	for i, f := range e.View.Features {
+		var r Result
+		switch f.Agg {
+		case views.CountDistinct:
+			r = e.readDistinct(s, i, t, time.Duration(f.Window).Milliseconds())
+		case views.Last:
+			r = e.readLast(s, i, t, time.Duration(f.Window).Milliseconds())
+		default:
+			r = e.readWindowed(s, i, t)
+		}
+		r.EventTime = latest
+		out[i] = r
+	}
+}
+
+func (e *Engine) latestAtOrBefore(s *State, t int64) int64 {
+	latest := int64(-1)
+	for _, ev := range s.Head {
+		if ev.Time <= t && ev.Time > latest {
+			latest = ev.Time
+		}
+	}
+	if latest < 0 && s.Evicted && s.LastTime.Time <= t {
+		latest = s.LastTime.Time
+	}
+	return latest
+}
+
+func (e *Engine) readWindowed(s *State, i int, t int64) Result {
+	f := e.View.Features[i]
+	r := e.res[i]
+	size := e.Sizes[r]
+	own := floorDiv(t, size) * size
+	from := own - time.Duration(f.Window).Milliseconds() + size
+	var c Cell
+	tiles := s.Tiles[r]
+	k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= from })
+	for ; k < len(tiles) && tiles[k].Start < own; k++ {
+		c.merge(tiles[k].Cells[e.cell[i]])
+	}
+	for _, ev := range s.Head {
+		if ev.Time >= own && ev.Time <= t && ev.Vals[i].Kind == Num {
+			c.add(ev.Vals[i].Num)
+		}
+	}
+	switch f.Agg {
+	case views.Count:
+		return Result{Value: float64(c.N)}
+	case views.Sum:
+		return Result{Value: c.Sum}
+	}
+	if c.N == 0 {
+		return Result{Status: NullValue}
+	}
+	switch f.Agg {
+	case views.Avg:
+		return Result{Value: c.Sum / float64(c.N)}
+	case views.Min:
+		return Result{Value: c.Min}
+	case views.Max:
+		return Result{Value: c.Max}
+	default: // stddev, population
+		mean := c.Sum / float64(c.N)
+		return Result{Value: math.Sqrt(math.Max(0, c.SumSq/float64(c.N)-mean*mean))}
+	}
+}
+
+func (e *Engine) readDistinct(s *State, i int, t, window int64) Result {
+	seen := map[string]struct{}{}
+	for k, sg := range s.Distinct[i] {
+		if sg.Time > t-window && sg.Time <= t {
+			seen[k] = struct{}{}
+		}
+	}
+	for _, ev := range s.Head {
+		if v := ev.Vals[i]; v.Kind != None && ev.Time > t-window && ev.Time <= t {
+			seen[distinctKey(v)] = struct{}{}
+		}
+	}
+	return Result{Value: float64(len(seen))}
+}
+
+func (e *Engine) readLast(s *State, i int, t, window int64) Result {
+	var best LastValue
+	found := false
+	for _, ev := range s.Head {
+		v := ev.Vals[i]
+		if v.Kind == None || ev.Time > t || (window > 0 && ev.Time <= t-window) {
+			continue
+		}
+		if !found || later(ev.Time, ev.Seq, best.Time, best.Seq) {
+			best, found = LastValue{Time: ev.Time, Seq: ev.Seq, Val: v}, true
+		}
+	}
+	if !found {
+		lo := s.LastOut[i]
+		if lo.Val.Kind != None && lo.Time <= t && (window == 0 || lo.Time > t-window) {
+			best, found = lo, true
+		}
+	}
+	if !found {
+		return Result{Status: NullValue}
+	}
+	if best.Val.Kind == Str {
+		return Result{Value: best.Val.Str}
+	}
+	return Result{Value: best.Val.Num}
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
