@@ -20,6 +20,7 @@
 package agg
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -51,9 +52,9 @@ type Event struct {
 
 // Cell is a tile's partial aggregate of one feature.
 type Cell struct {
-	N             int64
-	Sum, SumSq    float64
-	Min, Max      float64
+	N          int64
+	Sum, SumSq float64
+	Min, Max   float64
 }
 
 func (c *Cell) add(x float64) {
@@ -100,9 +101,9 @@ type LastValue struct {
 
 // State is one entity's state for one view.
 type State struct {
-	Watermark int64     // latest event time applied
-	Head      []Event   // recent events in arrival order
-	Tiles     [][]Tile  // per tile size (Engine.Sizes), sorted by start
+	Watermark int64                 // latest event time applied
+	Head      []Event               // recent events in arrival order
+	Tiles     [][]Tile              // per tile size (Engine.Sizes), sorted by start
 	Distinct  []map[string]Sighting // per feature: sightings of events evicted from Head
 	LastOut   []LastValue           // per feature: latest value among events evicted from Head
 	LastTime  LastValue             // latest event (any feature) evicted from Head
@@ -113,10 +114,12 @@ type State struct {
 // Engine applies and reads one view's features.
 type Engine struct {
 	View     *views.View
-	Sizes    []int64 // distinct tile sizes (ms)
-	res      []int   // per feature: index into Sizes, -1 when not tiled
-	cell     []int   // per feature: cell position within its tile size
-	cells    []int   // per tile size: number of cells
+	Sizes    []int64   // distinct tile sizes (ms)
+	res      []int     // per feature: index into Sizes, -1 when not tiled
+	cell     []int     // per feature: cell position within its tile size
+	cells    []int     // per tile size: number of cells
+	src      [][]int   // per tile size and cell: the feature whose input feeds the cell
+	needs    [][]uint8 // per tile size and cell: which statistics readers use (need* bits)
 	lateness int64
 	headSpan int64
 	keep     []int64 // per tile size: longest window using it (ms)
@@ -126,7 +129,11 @@ type Engine struct {
 func NewEngine(v *views.View) *Engine {
 	e := &Engine{View: v, lateness: time.Duration(v.Lateness).Milliseconds()}
 	var maxTile int64
-	for _, f := range v.Features {
+	// Features with the same tile size and the same input (the same field and filter, or the
+	// same filter for counts) share one cell: txn_count_10m and txn_count_1h, or the sum,
+	// avg and max of amount over 24h, are one partial aggregate each.
+	shared := map[string]int{}
+	for i, f := range v.Features {
 		if !views.Windowed(f.Agg) {
 			e.res = append(e.res, -1)
 			e.cell = append(e.cell, -1)
@@ -139,10 +146,25 @@ func NewEngine(v *views.View) *Engine {
 			e.Sizes = append(e.Sizes, size)
 			e.cells = append(e.cells, 0)
 			e.keep = append(e.keep, 0)
+			e.src = append(e.src, nil)
+			e.needs = append(e.needs, nil)
 		}
+		field := f.Field
+		if f.Agg == views.Count {
+			field = ""
+		}
+		key := fmt.Sprintf("%d|%s|%v", r, field, f.Filter)
+		c, ok := shared[key]
+		if !ok {
+			c = e.cells[r]
+			shared[key] = c
+			e.cells[r]++
+			e.src[r] = append(e.src[r], i)
+			e.needs[r] = append(e.needs[r], 0)
+		}
+		e.needs[r][c] |= needsOf(f.Agg)
 		e.res = append(e.res, r)
-		e.cell = append(e.cell, e.cells[r])
-		e.cells[r]++
+		e.cell = append(e.cell, c)
 		e.keep[r] = max(e.keep[r], time.Duration(f.Window).Milliseconds())
 		maxTile = max(maxTile, size)
 	}
@@ -183,21 +205,45 @@ func (e *Engine) Apply(s *State, ev Event) bool {
 	return true
 }
 
+// Statistics a cell keeps beyond its count.
+const (
+	needSum uint8 = 1 << iota
+	needSumSq
+	needMinMax
+)
+
+func needsOf(agg string) uint8 {
+	switch agg {
+	case views.Sum, views.Avg:
+		return needSum
+	case views.Min, views.Max:
+		return needMinMax
+	case views.Stddev:
+		return needSum | needSumSq
+	}
+	return 0
+}
+
 func (e *Engine) addToTiles(s *State, ev Event) {
-	for i, v := range ev.Vals {
-		r := e.res[i]
-		if r < 0 || v.Kind != Num {
-			continue
-		}
-		size := e.Sizes[r]
+	for r, size := range e.Sizes {
 		start := floorDiv(ev.Time, size) * size
-		tiles := s.Tiles[r]
-		k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= start })
-		if k == len(tiles) || tiles[k].Start != start {
-			tiles = slices.Insert(tiles, k, Tile{Start: start, Cells: make([]Cell, e.cells[r])})
-			s.Tiles[r] = tiles
+		var tile *Tile
+		for c, i := range e.src[r] {
+			v := ev.Vals[i]
+			if v.Kind != Num {
+				continue
+			}
+			if tile == nil {
+				tiles := s.Tiles[r]
+				k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= start })
+				if k == len(tiles) || tiles[k].Start != start {
+					tiles = slices.Insert(tiles, k, Tile{Start: start, Cells: make([]Cell, e.cells[r])})
+					s.Tiles[r] = tiles
+				}
+				tile = &tiles[k]
+			}
+			tile.Cells[c].add(v.Num)
 		}
-		tiles[k].Cells[e.cell[i]].add(v.Num)
 	}
 }
 

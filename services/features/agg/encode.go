@@ -32,10 +32,21 @@ func (e *Engine) Encode(dst []byte, s *State) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(s.Tiles[r])))
 		for _, t := range s.Tiles[r] {
 			dst = binary.AppendVarint(dst, t.Start)
-			for _, c := range t.Cells {
+			for ci, c := range t.Cells {
 				dst = binary.AppendVarint(dst, c.N)
-				for _, f := range [4]float64{c.Sum, c.SumSq, c.Min, c.Max} {
-					dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+				if c.N == 0 {
+					continue
+				}
+				need := e.needs[r][ci]
+				if need&needSum != 0 {
+					dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Sum))
+				}
+				if need&needSumSq != 0 {
+					dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.SumSq))
+				}
+				if need&needMinMax != 0 {
+					dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Min))
+					dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Max))
 				}
 			}
 		}
@@ -187,7 +198,20 @@ func (e *Engine) Decode(b []byte) (*State, error) {
 		for range n {
 			t := Tile{Start: r.varint(), Cells: make([]Cell, e.cells[ri])}
 			for c := range t.Cells {
-				t.Cells[c] = Cell{N: r.varint(), Sum: r.float(), SumSq: r.float(), Min: r.float(), Max: r.float()}
+				cell := Cell{N: r.varint()}
+				if cell.N != 0 {
+					need := e.needs[ri][c]
+					if need&needSum != 0 {
+						cell.Sum = r.float()
+					}
+					if need&needSumSq != 0 {
+						cell.SumSq = r.float()
+					}
+					if need&needMinMax != 0 {
+						cell.Min, cell.Max = r.float(), r.float()
+					}
+				}
+				t.Cells[c] = cell
 			}
 			if r.err != nil {
 				return nil, r.err

@@ -1,0 +1,408 @@
+package features_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/platform/config"
+	"github.com/flywheel-ml/flywheel/platform/kafkax"
+	"github.com/flywheel-ml/flywheel/platform/testenv"
+	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/services/features"
+	"github.com/flywheel-ml/flywheel/services/features/views"
+)
+
+type service struct {
+	url, view, stream string
+	kafka             kafkax.Config
+	ch                chx.Config
+}
+
+// start runs the features service with a copy of card_activity renamed to a view and source
+// stream of the test's own.
+func start(t *testing.T) *service {
+	t.Helper()
+	kcfg := testenv.Kafka(t)
+	redisCfg := testenv.RedisConfig(t)
+	ch := testenv.ClickHouseConfig(t)
+	view, stream := testenv.Unique(t, "ca"), testenv.Unique(t, "tx")
+	f, _ := schemas.FeatureViews().Open("card_activity.yaml")
+	raw, _ := io.ReadAll(f)
+	f.Close()
+	def := strings.Replace(strings.Replace(string(raw), "name: card_activity", "name: "+view, 1), "source: transactions", "source: "+stream, 1)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "view.yaml"), []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Topics(t, kcfg, schemas.EventsTopic(stream), schemas.DLQTopic(stream))
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	vars := map[string]string{"FLYWHEEL_FEATURES_ADDR": addr, "FLYWHEEL_FEATURES_VIEWS_DIR": dir,
+		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": testenv.Unique(t, "t") + ":",
+		"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_REDIS_ADDR": redisCfg.Addr, "FLYWHEEL_LOG_LEVEL": "warn"}
+	var cfg features.Config
+	if err := config.Load(&cfg, nil, func(k string) (string, bool) {
+		if v, ok := vars[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- features.Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("features stopped with %v", err)
+		}
+	})
+	s := &service{url: "http://" + addr, view: view, stream: stream, kafka: kcfg, ch: ch}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(s.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("features exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("features not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type txn struct {
+	id, card, merchant, country string
+	amount                      float64
+	ts                          time.Time
+}
+
+func (s *service) produce(t *testing.T, txns []txn) {
+	t.Helper()
+	p := kafkax.NewProducer(s.kafka)
+	defer p.Close()
+	msgs := make([]kafkax.Message, len(txns))
+	for i, x := range txns {
+		data := fmt.Sprintf(`{"transaction_id":%q,"card_id":%q,"amount":%v,"currency":"EUR","merchant_id":%q,"merchant_category":"grocery","country":%q,"channel":"pos","event_time":%q}`,
+			x.id, x.card, x.amount, x.merchant, x.country, x.ts.Format(time.RFC3339Nano))
+		env := schemas.AppendEventJSON(nil, &schemas.Event{Stream: s.stream, EventID: x.id, EventTime: x.ts, Entity: x.card,
+			SchemaVersion: 1, IngestedAt: time.Now(), Data: json.RawMessage(data)})
+		msgs[i] = kafkax.Message{Topic: schemas.EventsTopic(s.stream), Key: []byte(x.card), Value: env}
+	}
+	if err := p.Produce(testenv.Context(t), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *service) post(t *testing.T, path string, body any) []byte {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(s.url+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", path, resp.StatusCode, out)
+	}
+	return out
+}
+
+type onlineResponse struct {
+	Metadata struct {
+		FeatureNames []string `json:"feature_names"`
+	} `json:"metadata"`
+	Results []struct {
+		Values   []any    `json:"values"`
+		Statuses []string `json:"statuses"`
+	} `json:"results"`
+}
+
+// lookup returns feature -> card -> value at at.
+func (s *service) lookup(t *testing.T, cards []string, at time.Time) map[string]map[string]any {
+	t.Helper()
+	var resp onlineResponse
+	if err := json.Unmarshal(s.post(t, "/get-online-features", map[string]any{"feature_service": s.view,
+		"entities": map[string]any{"card_id": cards}, "at": at}), &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for i, name := range resp.Metadata.FeatureNames[1:] {
+		out[name] = map[string]any{}
+		for j, c := range cards {
+			out[name][c] = resp.Results[i+1].Values[j]
+		}
+	}
+	return out
+}
+
+// expected computes the documented semantics directly from the events, independently of the
+// aggregation engine.
+func expected(v *views.View, txns []txn, card string, at time.Time) map[string]any {
+	t := at.UnixMilli()
+	out := map[string]any{}
+	for _, f := range v.Features {
+		w := time.Duration(f.Window).Milliseconds()
+		var in []txn
+		for _, x := range txns {
+			ts := x.ts.UnixMilli()
+			if x.card != card || ts > t {
+				continue
+			}
+			if views.Windowed(f.Agg) {
+				size := f.Tile.Milliseconds()
+				from := (t/size)*size - w + size
+				if ts < from {
+					continue
+				}
+			} else if w > 0 && ts <= t-w {
+				continue
+			}
+			in = append(in, x)
+		}
+		var sum, mx float64
+		mx = math.Inf(-1)
+		distinct := map[string]bool{}
+		for _, x := range in {
+			sum += x.amount
+			mx = math.Max(mx, x.amount)
+			distinct[x.merchant+x.country] = true
+		}
+		switch {
+		case f.Agg == views.Count:
+			out[f.Name] = float64(len(in))
+		case f.Agg == views.Sum:
+			out[f.Name] = sum
+		case f.Agg == views.Avg && len(in) > 0:
+			out[f.Name] = sum / float64(len(in))
+		case f.Agg == views.Max && len(in) > 0:
+			out[f.Name] = mx
+		case f.Agg == views.CountDistinct:
+			set := map[string]bool{}
+			for _, x := range in {
+				if f.Field == "merchant_id" {
+					set[x.merchant] = true
+				} else {
+					set[x.country] = true
+				}
+			}
+			out[f.Name] = float64(len(set))
+		case f.Agg == views.Last && len(in) > 0:
+			last := in[0]
+			for _, x := range in {
+				if !x.ts.Before(last.ts) {
+					last = x
+				}
+			}
+			if f.Field == "country" {
+				out[f.Name] = last.country
+			} else {
+				out[f.Name] = last.ts.Format(time.RFC3339Nano)
+			}
+		default:
+			out[f.Name] = f.Default
+		}
+	}
+	return out
+}
+
+func generate(rng *rand.Rand, cards int, n int, end time.Time) []txn {
+	txns := make([]txn, n)
+	for i := range txns {
+		// Mostly in order over 3 hours, with a few minutes of jitter (late but within lateness).
+		ts := end.Add(-3 * time.Hour).Add(time.Duration(i) * 3 * time.Hour / time.Duration(n)).Add(-time.Duration(rng.IntN(300)) * time.Second)
+		txns[i] = txn{id: fmt.Sprintf("t-%d", i), card: fmt.Sprintf("c-%d", rng.IntN(cards)), merchant: fmt.Sprintf("m-%d", rng.IntN(12)),
+			country: []string{"DE", "FR", "NL"}[rng.IntN(3)], amount: math.Round(rng.ExpFloat64()*4000) / 100, ts: ts.Truncate(time.Millisecond)}
+	}
+	return txns
+}
+
+func (s *service) waitApplied(t *testing.T, cards []string, txns []txn, at time.Time) {
+	t.Helper()
+	want := map[string]float64{}
+	for _, x := range txns {
+		if !x.ts.After(at) {
+			want[x.card]++
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := s.lookup(t, cards, at)["txn_count_7d"]
+		ok := true
+		for _, c := range cards {
+			if got[c] != want[c] {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("features did not catch up: got %v want %v", got, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestOnlineValuesMatchAnIndependentComputation(t *testing.T) {
+	s := start(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	txns := generate(rng, 15, 1500, now)
+	s.produce(t, txns)
+	cards := make([]string, 15)
+	for i := range cards {
+		cards[i] = fmt.Sprintf("c-%d", i)
+	}
+	s.waitApplied(t, cards, txns, now)
+
+	v, _ := features.LoadViews("")
+	cv, _ := v.Get("card_activity")
+	for _, at := range []time.Time{now, now.Add(-17 * time.Minute), now.Add(2 * time.Hour)} {
+		got := s.lookup(t, cards, at)
+		for _, c := range cards {
+			want := expected(cv, txns, c, at)
+			for name, w := range want {
+				g := got[name][c]
+				if gf, ok := g.(float64); ok {
+					if wf, ok := w.(float64); ok && math.Abs(gf-wf) <= 1e-9*math.Max(1, math.Abs(wf)) {
+						continue
+					}
+				}
+				if fmt.Sprint(g) != fmt.Sprint(w) {
+					t.Errorf("card %s %s at %s: got %v, want %v", c, name, at.Format(time.TimeOnly), g, w)
+				}
+			}
+		}
+	}
+}
+
+// The skew test: for thousands of random (entity, t), the offline point-in-time value equals
+// the online lookup at t, bit for bit; and point-in-time values never include a later event.
+func TestOfflineEqualsOnlineBitForBit(t *testing.T) {
+	s := start(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	txns := generate(rng, 40, 4000, now)
+	s.produce(t, txns)
+	cards := make([]string, 40)
+	for i := range cards {
+		cards[i] = fmt.Sprintf("c-%d", i)
+	}
+	s.waitApplied(t, cards, txns, now)
+
+	// Online lookups serve t >= watermark - lateness; sample there.
+	type sample struct {
+		card string
+		at   time.Time
+	}
+	var samples []sample
+	var rows []map[string]any
+	online := map[int]map[string]any{}
+	for i := range 50 {
+		at := now.Add(-time.Duration(rng.IntN(50*60)) * time.Second).Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		vals := s.lookup(t, cards, at)
+		for _, c := range cards {
+			idx := len(samples)
+			samples = append(samples, sample{c, at})
+			rows = append(rows, map[string]any{"card_id": c, "event_timestamp": at.Format(time.RFC3339Nano)})
+			online[idx] = map[string]any{}
+			for name, byCard := range vals {
+				online[idx][name] = byCard[c]
+			}
+		}
+		_ = i
+	}
+	out := s.post(t, "/v1/features/historical", map[string]any{"feature_service": s.view, "entity_rows": rows})
+	dec := json.NewDecoder(bytes.NewReader(out))
+	n := 0
+	for dec.More() {
+		var line map[string]any
+		if err := dec.Decode(&line); err != nil {
+			t.Fatal(err)
+		}
+		idx := int(line["row"].(float64))
+		for name, want := range online[idx] {
+			got := line[s.view+":"+name]
+			if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
+				t.Fatalf("row %d (%s at %s) %s: offline %#v, online %#v", idx, samples[idx].card, samples[idx].at, name, got, want)
+			}
+		}
+		n++
+	}
+	if n != len(samples) {
+		t.Fatalf("historical answered %d rows, want %d", n, len(samples))
+	}
+	t.Logf("%d (entity, t) pairs × %d features equal online and offline", n, len(online[0]))
+}
+
+func TestPointInTimeNeverSeesTheFutureAndRespectsTTL(t *testing.T) {
+	s := start(t)
+	base := time.Now().UTC().Add(-10 * 24 * time.Hour).Truncate(time.Second)
+	txns := []txn{
+		{id: "a", card: "c-1", merchant: "m1", country: "DE", amount: 10, ts: base},
+		{id: "b", card: "c-1", merchant: "m2", country: "FR", amount: 20, ts: base.Add(time.Minute)},
+	}
+	s.produce(t, txns)
+	deadline := time.Now().Add(30 * time.Second)
+	rows := []map[string]any{
+		{"card_id": "c-1", "event_timestamp": base.Add(-time.Millisecond).Format(time.RFC3339Nano)},
+		{"card_id": "c-1", "event_timestamp": base.Format(time.RFC3339Nano)},
+		{"card_id": "c-1", "event_timestamp": base.Add(time.Minute - time.Millisecond).Format(time.RFC3339Nano)},
+		{"card_id": "c-1", "event_timestamp": base.Add(time.Minute).Format(time.RFC3339Nano)},
+		{"card_id": "c-1", "event_timestamp": base.Add(9 * 24 * time.Hour).Format(time.RFC3339Nano)},
+		{"card_id": "c-9", "event_timestamp": base.Format(time.RFC3339Nano)},
+	}
+	var lines []map[string]any
+	for {
+		out := s.post(t, "/v1/features/historical", map[string]any{"features": []string{s.view + ":txn_count_1h", s.view + ":last_country", s.view + ":amount_sum_24h"}, "entity_rows": rows})
+		lines = nil
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for dec.More() {
+			var l map[string]any
+			_ = dec.Decode(&l)
+			lines = append(lines, l)
+		}
+		sort.Slice(lines, func(i, j int) bool { return lines[i]["row"].(float64) < lines[j]["row"].(float64) })
+		if len(lines) == 6 && lines[3][s.view+":txn_count_1h"] == 2.0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("updates never reached the offline store: %v", lines)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	want := []struct {
+		count any
+		last  any
+	}{{0.0, ""}, {1.0, "DE"}, {1.0, "DE"}, {2.0, "FR"}, {0.0, ""}, {0.0, ""}}
+	for i, w := range want {
+		if lines[i][s.view+":txn_count_1h"] != w.count || lines[i][s.view+":last_country"] != w.last {
+			t.Errorf("row %d: count %v last %v, want %v %v", i, lines[i][s.view+":txn_count_1h"], lines[i][s.view+":last_country"], w.count, w.last)
+		}
+	}
+}
