@@ -14,10 +14,10 @@ type Status uint8
 
 // Statuses.
 const (
-	Present        Status = iota
-	NotFound              // no state for the entity
-	NullValue             // the entity is known but the feature has no value at t (empty window)
-	OutsideMaxAge         // the entity's latest event at or before t is older than the view's TTL
+	Present       Status = iota
+	NotFound             // no state for the entity
+	NullValue            // the entity is known but the feature has no value at t (empty window)
+	OutsideMaxAge        // the entity's latest event at or before t is older than the view's TTL
 )
 
 var statusNames = [...]string{"PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"}
