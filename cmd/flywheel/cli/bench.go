@@ -1,14 +1,21 @@
 package cli
 
 import (
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/loadgen"
+	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/platform/config"
+	"github.com/flywheel-ml/flywheel/platform/kafkax"
+	"github.com/flywheel-ml/flywheel/services/features"
+	"github.com/flywheel-ml/flywheel/services/features/agg"
 )
 
-func benchCommand() *cobra.Command {
+func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 	root := &cobra.Command{Use: "bench", Short: "Load tools for the figures in docs/benchmarks.md"}
 	var cfg loadgen.IngestConfig
 	ingest := &cobra.Command{
@@ -30,5 +37,91 @@ func benchCommand() *cobra.Command {
 	ingest.Flags().DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to run")
 	ingest.Flags().StringVar(&cfg.Token, "token", "", "bearer token with the ingest scope")
 	root.AddCommand(ingest)
+
+	var lc loadgen.LookupConfig
+	lookup := &cobra.Command{
+		Use:   "lookup",
+		Short: "Online feature lookups at a fixed rate (open loop); reports latency percentiles",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := loadgen.Lookup(cmd.Context(), lc)
+			if err != nil {
+				return err
+			}
+			cmd.Println(rep.String())
+			return nil
+		},
+	}
+	lookup.Flags().StringVar(&lc.URL, "url", "http://127.0.0.1:8082", "features base URL")
+	lookup.Flags().StringVar(&lc.View, "view", "card_activity", "feature view")
+	lookup.Flags().IntVar(&lc.Features, "features", 13, "features per request (the view's first N)")
+	lookup.Flags().IntVar(&lc.Entities, "entities", 1, "entities per request")
+	lookup.Flags().IntVar(&lc.Cards, "cards", 1000, "cards to draw entities from (c-0 ...)")
+	lookup.Flags().IntVar(&lc.QPS, "qps", 2000, "requests per second")
+	lookup.Flags().DurationVar(&lc.Duration, "duration", 20*time.Second, "how long to run")
+	lookup.Flags().StringVar(&lc.Token, "token", "", "bearer token with the read scope")
+	root.AddCommand(lookup)
+
+	var sc loadgen.StreamConfig
+	stream := &cobra.Command{
+		Use:   "features-stream",
+		Short: "Produce N envelopes to events.<stream> and time the features service applying them to both stores",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var kc struct{ Kafka kafkax.Config }
+			if err := config.Load(&kc, nil, lookupEnv, io.Discard); err != nil {
+				return err
+			}
+			sc.Kafka = kc.Kafka
+			rate, elapsed, err := loadgen.Stream(cmd.Context(), sc)
+			if err != nil {
+				return err
+			}
+			cmd.Printf("%d events applied to %s (Redis + ClickHouse) in %v: %.0f events/s\n", sc.N, sc.View, elapsed.Round(time.Millisecond), rate)
+			return nil
+		},
+	}
+	stream.Flags().StringVar(&sc.FeaturesURL, "url", "http://127.0.0.1:8082", "features base URL (for its metrics)")
+	stream.Flags().StringVar(&sc.Stream, "stream", "transactions", "source stream")
+	stream.Flags().StringVar(&sc.View, "view", "card_activity", "view whose applied-update counter to watch")
+	stream.Flags().IntVar(&sc.N, "n", 200000, "events")
+	stream.Flags().IntVar(&sc.Cards, "cards", 1000, "distinct cards")
+	root.AddCommand(stream)
+
+	var pc loadgen.PITConfig
+	var viewName string
+	pit := &cobra.Command{
+		Use:   "pit",
+		Short: "Point-in-time retrieval of N entity rows straight from the offline store",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cc struct{ ClickHouse chx.Config }
+			if err := config.Load(&cc, nil, lookupEnv, io.Discard); err != nil {
+				return err
+			}
+			cat, err := features.LoadViews("")
+			if err != nil {
+				return err
+			}
+			v, ok := cat.Get(viewName)
+			if !ok {
+				return fmt.Errorf("no view %s", viewName)
+			}
+			conn, err := chx.Open(cmd.Context(), cc.ClickHouse)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			elapsed, present, err := loadgen.PIT(cmd.Context(), conn, agg.NewEngine(v), pc)
+			if err != nil {
+				return err
+			}
+			cmd.Printf("%d rows × %d features in %v (%.0f rows/s); %d values present\n", pc.Rows, len(v.Features),
+				elapsed.Round(time.Millisecond), float64(pc.Rows)/elapsed.Seconds(), present)
+			return nil
+		},
+	}
+	pit.Flags().IntVar(&pc.Rows, "rows", 1_000_000, "entity rows")
+	pit.Flags().IntVar(&pc.Cards, "cards", 5000, "cards to draw from (c-0 ...)")
+	pit.Flags().DurationVar(&pc.Span, "span", 2*time.Hour, "rows' timestamps fall within the last span")
+	pit.Flags().StringVar(&viewName, "view", "card_activity", "feature view")
+	root.AddCommand(pit)
 	return root
 }

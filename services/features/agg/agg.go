@@ -21,6 +21,7 @@ package agg
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -184,6 +185,28 @@ func (e *Engine) NewState() *State {
 	s := &State{Tiles: make([][]Tile, len(e.Sizes)), Distinct: make([]map[string]Sighting, len(e.View.Features)),
 		LastOut: make([]LastValue, len(e.View.Features))}
 	return s
+}
+
+// Clone returns a deep copy, so a batch can be applied to a cached state and thrown away if
+// its commit fails.
+func (s *State) Clone() *State {
+	c := *s
+	c.Head = slices.Clone(s.Head)
+	c.Tiles = make([][]Tile, len(s.Tiles))
+	for r, tiles := range s.Tiles {
+		c.Tiles[r] = make([]Tile, len(tiles))
+		for k, t := range tiles {
+			c.Tiles[r][k] = Tile{Start: t.Start, Cells: slices.Clone(t.Cells)}
+		}
+	}
+	c.Distinct = make([]map[string]Sighting, len(s.Distinct))
+	for i, m := range s.Distinct {
+		if m != nil {
+			c.Distinct[i] = maps.Clone(m)
+		}
+	}
+	c.LastOut = slices.Clone(s.LastOut)
+	return &c
 }
 
 // Apply folds ev into s and reports whether it was applied; an event more than the lateness

@@ -182,8 +182,9 @@ func (e *Engine) Decode(b []byte) (*State, error) {
 	nf := len(e.View.Features)
 	n := r.count(len(b))
 	s.Head = make([]Event, 0, n)
-	for range n {
-		ev := Event{Time: r.varint(), Seq: r.varint(), Vals: make([]Value, nf)}
+	slab := make([]Value, n*nf) // one allocation for every head event's inputs
+	for k := range n {
+		ev := Event{Time: r.varint(), Seq: r.varint(), Vals: slab[k*nf : (k+1)*nf : (k+1)*nf]}
 		for i := range ev.Vals {
 			ev.Vals[i] = r.value()
 		}
@@ -195,8 +196,10 @@ func (e *Engine) Decode(b []byte) (*State, error) {
 	for ri := range e.Sizes {
 		n := r.count(len(b))
 		tiles := make([]Tile, 0, n)
-		for range n {
-			t := Tile{Start: r.varint(), Cells: make([]Cell, e.cells[ri])}
+		nc := e.cells[ri]
+		cells := make([]Cell, n*nc) // one allocation for every tile's cells
+		for k := range n {
+			t := Tile{Start: r.varint(), Cells: cells[k*nc : (k+1)*nc : (k+1)*nc]}
 			for c := range t.Cells {
 				cell := Cell{N: r.varint()}
 				if cell.N != 0 {

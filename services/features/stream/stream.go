@@ -6,11 +6,11 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/go-json-experiment/json"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -26,13 +26,18 @@ import (
 
 // Processor applies event batches to the views of a catalog.
 type Processor struct {
-	catalog *views.Catalog
-	engines map[string]*agg.Engine
-	extract map[string]*extract.Extractor
-	store   *online.Store
-	conn    driver.Conn
-	log     *zap.Logger
-	m       metrics
+	// cache holds decoded states this process committed last, per view, so a hot entity is
+	// not read back and decoded for every batch. An entry is trusted only while its
+	// partition's stored offset is still the one this process committed (see applyView).
+	cache     map[string]map[string]cached
+	committed map[string]map[online.Partition]int64
+	catalog   *views.Catalog
+	engines   map[string]*agg.Engine
+	extract   map[string]*extract.Extractor
+	store     *online.Store
+	conn      driver.Conn
+	log       *zap.Logger
+	m         metrics
 }
 
 type metrics struct {
@@ -43,6 +48,7 @@ type metrics struct {
 // New returns a processor.
 func New(cat *views.Catalog, store *online.Store, conn driver.Conn, reg prometheus.Registerer, log *zap.Logger) (*Processor, error) {
 	p := &Processor{catalog: cat, engines: map[string]*agg.Engine{}, extract: map[string]*extract.Extractor{},
+		cache: map[string]map[string]cached{}, committed: map[string]map[online.Partition]int64{},
 		store: store, conn: conn, log: log.Named("stream"),
 		m: metrics{
 			applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_features_updates_total",
@@ -65,6 +71,8 @@ func New(cat *views.Catalog, store *online.Store, conn driver.Conn, reg promethe
 		v, _ := cat.Get(n)
 		p.engines[n] = agg.NewEngine(v)
 		p.extract[n] = extract.New(v)
+		p.cache[n] = map[string]cached{}
+		p.committed[n] = map[online.Partition]int64{}
 	}
 	return p, nil
 }
@@ -102,7 +110,16 @@ func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
 	return nil
 }
 
+// maxCachedStates bounds the decoded-state cache per view; past it the cache starts over.
+const maxCachedStates = 200_000
+
+type cached struct {
+	state *agg.State
+	part  online.Partition
+}
+
 type entityBatch struct {
+	part   online.Partition
 	events []agg.Event
 	ids    []string
 }
@@ -129,6 +146,18 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 	if err != nil {
 		return err
 	}
+	cache := p.cache[v.Name]
+	for i, part := range parts {
+		if last, ok := p.committed[v.Name][part]; ok && last != applied[i] {
+			// Someone else wrote this partition since we did: forget its cached states.
+			for entity, c := range cache {
+				if c.part == part {
+					delete(cache, entity)
+				}
+			}
+			delete(p.committed[v.Name], part)
+		}
+	}
 	next := append([]int64(nil), applied...)
 
 	byEntity := map[string]*entityBatch{}
@@ -152,7 +181,7 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 		}
 		eb := byEntity[entity]
 		if eb == nil {
-			eb = &entityBatch{}
+			eb = &entityBatch{part: online.Partition{Topic: m.Topic, Partition: m.Partition}}
 			byEntity[entity] = eb
 			order = append(order, entity)
 		}
@@ -161,23 +190,40 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 	}
 
 	e := p.engines[v.Name]
-	blobs, err := p.store.States(ctx, v, order)
+	var missing []string
+	for _, entity := range order {
+		if _, ok := cache[entity]; !ok {
+			missing = append(missing, entity)
+		}
+	}
+	blobs, err := p.store.States(ctx, v, missing)
 	if err != nil {
 		return err
 	}
+	loaded := make(map[string][]byte, len(missing))
+	for i, entity := range missing {
+		loaded[entity] = blobs[i]
+	}
 	var updates []offline.Update
 	newBlobs := make([][]byte, len(order))
+	states := make([]*agg.State, len(order))
 	var newest int64
 	for i, entity := range order {
-		st := e.NewState()
-		if blobs[i] != nil {
-			if st, err = e.Decode(blobs[i]); err != nil {
-				// A state that does not decode is rebuilt from scratch rather than blocking
-				// the partition; backfill restores its history.
-				p.log.Error("unreadable state; starting it over", zap.String("view", v.Name), zap.String("entity", entity), zap.Error(err))
-				st = e.NewState()
+		st := cache[entity].state
+		if st == nil {
+			st = e.NewState()
+			if blob := loaded[entity]; blob != nil {
+				if st, err = e.Decode(blob); err != nil {
+					// A state that does not decode is rebuilt from scratch rather than blocking
+					// the partition; backfill restores its history.
+					p.log.Error("unreadable state; starting it over", zap.String("view", v.Name), zap.String("entity", entity), zap.Error(err))
+					st = e.NewState()
+				}
 			}
+		} else {
+			st = st.Clone()
 		}
+		states[i] = st
 		eb := byEntity[entity]
 		for j, ev := range eb.events {
 			seq := st.NextSeq
@@ -197,7 +243,18 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 		return err
 	}
 	if err := p.store.Commit(ctx, v, parts, applied, next, order, newBlobs); err != nil {
+		clear(cache)
+		clear(p.committed[v.Name])
 		return err
+	}
+	if len(cache)+len(order) > maxCachedStates {
+		clear(cache)
+	}
+	for i, entity := range order {
+		cache[entity] = cached{state: states[i], part: byEntity[entity].part}
+	}
+	for i, part := range parts {
+		p.committed[v.Name][part] = next[i]
 	}
 	p.m.applied.WithLabelValues(v.Name).Add(float64(len(updates)))
 	if newest > 0 {
