@@ -43,6 +43,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		{"Kafka topics", listTopics},
 		{"ingest over HTTP: partial acceptance with reasons", ingestOverHTTP},
 		{"ingest from raw.transactions: DLQ, event log, dedupe", ingestOverKafka},
+		{"features: live online values, moving as a transaction arrives", liveFeatures},
+		{"features: a point-in-time training set", trainingSet},
 	}
 	for i, s := range steps {
 		fmt.Fprintf(out, "\n== %d. %s\n", i+1, s.title)
