@@ -113,69 +113,89 @@ type State struct {
 }
 
 // Engine applies and reads one view's features.
+//
+// Tiles exist at every size of views.Ladder up to the view's coarsest, and every input is
+// kept at its own size and all finer ones: a read takes whole coarse tiles for the body of a
+// window and assembles the read time's own coarse tile from finer tiles, down to one minute,
+// plus the raw events of the read time's own minute. So the state only keeps raw events for
+// the last minute plus the view's read-back, however long its windows are.
 type Engine struct {
 	View     *views.View
-	Sizes    []int64   // distinct tile sizes (ms)
-	res      []int     // per feature: index into Sizes, -1 when not tiled
-	cell     []int     // per feature: cell position within its tile size
+	Sizes    []int64   // tile sizes (ms), finest first
+	res      []int     // per feature: index into Sizes of its own tile size, -1 when not tiled
+	cellAt   [][]int   // per tile size and feature: cell index, -1 when not kept there
 	cells    []int     // per tile size: number of cells
 	src      [][]int   // per tile size and cell: the feature whose input feeds the cell
 	needs    [][]uint8 // per tile size and cell: which statistics readers use (need* bits)
 	lateness int64
+	readBack int64
 	headSpan int64
-	keep     []int64 // per tile size: longest window using it (ms)
+	keep     []int64 // per tile size: how far behind the watermark its tiles are still read (ms)
 }
 
 // NewEngine compiles a view.
 func NewEngine(v *views.View) *Engine {
-	e := &Engine{View: v, lateness: time.Duration(v.Lateness).Milliseconds()}
-	var maxTile int64
-	// Features with the same tile size and the same input (the same field and filter, or the
-	// same filter for counts) share one cell: txn_count_10m and txn_count_1h, or the sum,
-	// avg and max of amount over 24h, are one partial aggregate each.
-	shared := map[string]int{}
+	e := &Engine{View: v, lateness: time.Duration(v.Lateness).Milliseconds(), readBack: time.Duration(v.ReadBack).Milliseconds()}
+	top := -1
+	for _, f := range v.Features {
+		if views.Windowed(f.Agg) {
+			top = max(top, slices.Index(views.Ladder, f.Tile))
+		}
+	}
+	for _, d := range views.Ladder[:top+1] {
+		e.Sizes = append(e.Sizes, d.Milliseconds())
+	}
+	n := len(e.Sizes)
+	e.cellAt = make([][]int, n)
+	e.cells = make([]int, n)
+	e.src = make([][]int, n)
+	e.needs = make([][]uint8, n)
+	e.keep = make([]int64, n)
+	// Features with the same input (the same field and filter, or the same filter for counts)
+	// share one cell per tile size: txn_count_10m and txn_count_1h, or the sum, avg and max of
+	// amount over 24h, are one partial aggregate each.
+	shared := make([]map[string]int, n)
+	for r := range n {
+		shared[r] = map[string]int{}
+		e.cellAt[r] = make([]int, len(v.Features))
+		for i := range e.cellAt[r] {
+			e.cellAt[r][i] = -1
+		}
+	}
 	for i, f := range v.Features {
 		if !views.Windowed(f.Agg) {
 			e.res = append(e.res, -1)
-			e.cell = append(e.cell, -1)
 			continue
 		}
-		size := f.Tile.Milliseconds()
-		r := slices.Index(e.Sizes, size)
-		if r < 0 {
-			r = len(e.Sizes)
-			e.Sizes = append(e.Sizes, size)
-			e.cells = append(e.cells, 0)
-			e.keep = append(e.keep, 0)
-			e.src = append(e.src, nil)
-			e.needs = append(e.needs, nil)
-		}
+		own := slices.Index(views.Ladder, f.Tile)
+		e.res = append(e.res, own)
 		field := f.Field
 		if f.Agg == views.Count {
 			field = ""
 		}
-		key := fmt.Sprintf("%d|%s|%v", r, field, f.Filter)
-		c, ok := shared[key]
-		if !ok {
-			c = e.cells[r]
-			shared[key] = c
-			e.cells[r]++
-			e.src[r] = append(e.src[r], i)
-			e.needs[r] = append(e.needs[r], 0)
+		key := fmt.Sprintf("%s|%v", field, f.Filter)
+		for r := 0; r <= own; r++ {
+			c, ok := shared[r][key]
+			if !ok {
+				c = e.cells[r]
+				shared[r][key] = c
+				e.cells[r]++
+				e.src[r] = append(e.src[r], i)
+				e.needs[r] = append(e.needs[r], 0)
+			}
+			e.needs[r][c] |= needsOf(f.Agg)
+			e.cellAt[r][i] = c
 		}
-		e.needs[r][c] |= needsOf(f.Agg)
-		e.res = append(e.res, r)
-		e.cell = append(e.cell, c)
-		e.keep[r] = max(e.keep[r], time.Duration(f.Window).Milliseconds())
-		maxTile = max(maxTile, size)
+		e.keep[own] = max(e.keep[own], time.Duration(f.Window).Milliseconds())
 	}
-	// Head keeps every event a read at t >= watermark - lateness can need individually: its
-	// own tile (up to the largest tile size) plus the lateness.
-	e.headSpan = maxTile + e.lateness
-	for _, f := range v.Features {
-		if f.Agg == views.CountDistinct || f.Agg == views.Last {
-			e.headSpan = max(e.headSpan, min(time.Duration(f.Window).Milliseconds(), maxTile)+e.lateness)
-		}
+	for r := range n - 1 {
+		e.keep[r] = max(e.keep[r], e.Sizes[r+1]) // finer tiles fill the coarser own tile
+	}
+	// Raw events are read individually only inside the read time's own finest tile, and reads
+	// are exact for t >= watermark - read_back.
+	e.headSpan = e.readBack
+	if n > 0 {
+		e.headSpan += e.Sizes[0]
 	}
 	return e
 }
@@ -306,7 +326,7 @@ func (e *Engine) evict(s *State) {
 	s.Head = s.Head[:n]
 	for i, f := range e.View.Features {
 		if f.Agg == views.CountDistinct {
-			horizon := s.Watermark - e.lateness - time.Duration(f.Window).Milliseconds()
+			horizon := s.Watermark - e.readBack - time.Duration(f.Window).Milliseconds()
 			for k, sg := range s.Distinct[i] {
 				if sg.Time <= horizon {
 					delete(s.Distinct[i], k)
@@ -315,7 +335,7 @@ func (e *Engine) evict(s *State) {
 		}
 	}
 	for r, size := range e.Sizes {
-		oldest := s.Watermark - e.lateness - e.keep[r] - size
+		oldest := s.Watermark - e.readBack - e.keep[r] - size
 		tiles := s.Tiles[r]
 		k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= oldest })
 		if k > 0 {

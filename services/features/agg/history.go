@@ -32,11 +32,9 @@ func (e *Engine) NewHistory(events []Event) *History {
 		a, b := h.byTime[i], h.byTime[j]
 		return a.Time < b.Time || (a.Time == b.Time && a.Seq < b.Seq)
 	})
-	var maxTile int64
-	for _, size := range e.Sizes {
-		maxTile = max(maxTile, size)
+	if len(e.Sizes) > 0 {
+		h.span = e.Sizes[0]
 	}
-	h.span = maxTile
 	h.best = make([][]LastValue, len(e.View.Features))
 	for i, f := range e.View.Features {
 		if f.Agg == views.CountDistinct || f.Agg == views.Last {

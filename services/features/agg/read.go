@@ -32,6 +32,12 @@ type Result struct {
 	EventTime int64
 }
 
+// Exact reports whether s answers reads at t exactly: t must not be more than the view's
+// read-back behind the entity's newest event. Older reads belong to the offline store.
+func (e *Engine) Exact(s *State, t int64) bool {
+	return s == nil || t >= s.Watermark-e.readBack
+}
+
 // Read computes every feature of the view at t from s (nil means no state).
 func (e *Engine) Read(s *State, t int64) []Result {
 	out := make([]Result, len(e.View.Features))
@@ -91,15 +97,18 @@ func (e *Engine) latestAtOrBefore(s *State, t int64) int64 {
 func (e *Engine) readWindowed(s *State, i int, t int64) Result {
 	f := e.View.Features[i]
 	r := e.res[i]
-	size := e.Sizes[r]
-	own := floorDiv(t, size) * size
-	from := own - time.Duration(f.Window).Milliseconds() + size
+	own := floorDiv(t, e.Sizes[r]) * e.Sizes[r]
+	from := own - time.Duration(f.Window).Milliseconds() + e.Sizes[r]
 	var c Cell
-	tiles := s.Tiles[r]
-	k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= from })
-	for ; k < len(tiles) && tiles[k].Start < own; k++ {
-		c.merge(tiles[k].Cells[e.cell[i]])
+	// The body of the window: whole tiles of the feature's own size.
+	e.mergeTiles(&c, s.Tiles[r], e.cellAt[r][i], from, own)
+	// The read time's own tile, from ever finer tiles...
+	for j := r - 1; j >= 0; j-- {
+		finer := floorDiv(t, e.Sizes[j]) * e.Sizes[j]
+		e.mergeTiles(&c, s.Tiles[j], e.cellAt[j][i], own, finer)
+		own = finer
 	}
+	// ...and the raw events of the finest tile, up to t.
 	for _, ev := range s.Head {
 		if ev.Time >= own && ev.Time <= t && ev.Vals[i].Kind == Num {
 			c.add(ev.Vals[i].Num)
@@ -124,6 +133,14 @@ func (e *Engine) readWindowed(s *State, i int, t int64) Result {
 	default: // stddev, population
 		mean := c.Sum / float64(c.N)
 		return Result{Value: math.Sqrt(math.Max(0, c.SumSq/float64(c.N)-mean*mean))}
+	}
+}
+
+// mergeTiles adds cell ci of the tiles starting in [from, to), in order.
+func (e *Engine) mergeTiles(c *Cell, tiles []Tile, ci int, from, to int64) {
+	k := sort.Search(len(tiles), func(j int) bool { return tiles[j].Start >= from })
+	for ; k < len(tiles) && tiles[k].Start < to; k++ {
+		c.merge(tiles[k].Cells[ci])
 	}
 }
 

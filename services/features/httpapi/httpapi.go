@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -162,6 +163,9 @@ func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpx.Unavailable("online store unavailable", err)
 	}
+	if err := a.answerStaleFromOffline(r.Context(), refs, keys, at, values); err != nil {
+		return httpx.Unavailable("offline store unavailable", err)
+	}
 	names := append([]string(nil), joinKeys...)
 	results := make([]column, 0, len(joinKeys)+len(refs))
 	for _, k := range joinKeys {
@@ -193,6 +197,46 @@ func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) error {
 		results = append(results, col)
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"metadata": map[string]any{"feature_names": names}, "results": results})
+	return nil
+}
+
+// answerStaleFromOffline replaces values the online state cannot give exactly (a read time
+// further back than the view's read-back) with the offline store's point-in-time values.
+func (a *API) answerStaleFromOffline(ctx context.Context, refs []online.Ref, keys []string, at time.Time, values [][]online.Value) error {
+	byView := map[string][]int{}
+	for ri, ref := range refs {
+		byView[ref.View] = append(byView[ref.View], ri)
+	}
+	for view, ris := range byView {
+		var rows []offline.Row
+		for ei := range keys {
+			if values[ei][ris[0]].Stale {
+				rows = append(rows, offline.Row{Index: ei, Entity: keys[ei], TS: at.UnixMilli()})
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		e := a.engines[view]
+		err := offline.Historical(ctx, a.conn, e, rows, func(row offline.Row, results []agg.Result) error {
+			for _, ri := range ris {
+				idx, _ := e.View.Feature(refs[ri].Feature)
+				res := results[idx]
+				v := online.Value{Status: res.Status, Value: res.Value}
+				if res.Status != agg.Present {
+					v.Value = e.View.Features[idx].Default
+				}
+				if res.EventTime > 0 {
+					v.EventTime = time.UnixMilli(res.EventTime).UTC()
+				}
+				values[row.Index][ri] = v
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

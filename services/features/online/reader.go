@@ -64,7 +64,13 @@ type Value struct {
 	Value     any // float64, string, or the declared default when not Present
 	Status    agg.Status
 	EventTime time.Time // zero when unknown
+	// Stale is set when t is further behind the entity's newest event than the view's
+	// read-back: the online state cannot answer exactly, the offline store can.
+	Stale bool
 }
+
+// Engine returns the aggregation engine of a view.
+func (r *Reader) Engine(view string) *agg.Engine { return r.engines[view] }
 
 // Lookup returns values[entity][ref] at time at, reading each view's states in one MGET
 // (one round trip per view). Missing values carry the feature's declared default.
@@ -97,9 +103,10 @@ func (r *Reader) Lookup(ctx context.Context, refs []Ref, entities []string, at t
 				}
 			}
 			e.ReadInto(st, t, results)
+			stale := !e.Exact(st, t)
 			for _, ri := range byView[name] {
 				res := results[refs[ri].index]
-				v := Value{Status: res.Status, Value: res.Value}
+				v := Value{Status: res.Status, Value: res.Value, Stale: stale}
 				if res.Status != agg.Present {
 					v.Value = e.View.Features[refs[ri].index].Default
 				}

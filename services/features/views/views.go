@@ -93,10 +93,15 @@ type View struct {
 	Source   string    `yaml:"source" json:"source"`
 	TTL      Duration  `yaml:"ttl" json:"ttl"`
 	Lateness Duration  `yaml:"lateness,omitempty" json:"lateness"`
+	ReadBack Duration  `yaml:"read_back,omitempty" json:"read_back"`
 	Features []Feature `yaml:"features" json:"features"`
 
 	Version string `yaml:"-" json:"-"`
 }
+
+// Ladder is the tile sizes, finest first; each divides the next, so a coarse tile is made of
+// whole finer tiles.
+var Ladder = []time.Duration{time.Minute, 5 * time.Minute, time.Hour}
 
 // TileFor is the tile size of a window: 1m up to 1h windows, 5m up to 24h, 1h beyond. A
 // window is the tiles before the read time's tile plus the exact events of the read time's
@@ -165,6 +170,12 @@ func (v *View) check() error {
 	}
 	if v.Lateness == 0 {
 		v.Lateness = Duration(time.Hour)
+	}
+	if v.ReadBack == 0 {
+		v.ReadBack = Duration(5 * time.Minute)
+	}
+	if v.ReadBack < 0 || v.Lateness < 0 {
+		return errors.New("lateness and read_back must not be negative")
 	}
 	seen := map[string]bool{}
 	for i := range v.Features {
