@@ -220,9 +220,9 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 					st = e.NewState()
 				}
 			}
-		} else {
-			st = st.Clone()
 		}
+		// Cached states are updated in place; if the batch then fails to commit, they are
+		// dropped from the cache below and read back from Redis next time.
 		states[i] = st
 		eb := byEntity[entity]
 		for j, ev := range eb.events {
@@ -239,12 +239,20 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 	}
 	// Offline first: if the Redis commit then fails, the batch is redone with the same
 	// sequence numbers and the offline rows collapse; the reverse order could lose them.
+	forget := func() {
+		for _, entity := range order {
+			delete(cache, entity)
+		}
+		for _, part := range parts {
+			delete(p.committed[v.Name], part)
+		}
+	}
 	if err := offline.Write(ctx, p.conn, v, updates); err != nil {
+		forget()
 		return err
 	}
 	if err := p.store.Commit(ctx, v, parts, applied, next, order, newBlobs); err != nil {
-		clear(cache)
-		clear(p.committed[v.Name])
+		forget()
 		return err
 	}
 	if len(cache)+len(order) > maxCachedStates {
