@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -167,4 +168,39 @@ func Topics(t testing.TB, cfg kafkax.Config, topics ...string) {
 		}
 		_ = admin.Close()
 	})
+}
+
+// FreeAddr returns a loopback address with a port nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// WaitReady polls baseURL/readyz until it answers 200, failing the test when done (the
+// service's Run result) delivers first or 30 s pass.
+func WaitReady(t testing.TB, baseURL string, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(baseURL + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("service at %s exited before it was ready: %v", baseURL, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service at %s not ready after 30 s", baseURL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,9 +48,7 @@ func start(t *testing.T) *service {
 		t.Fatal(err)
 	}
 	testenv.Topics(t, kcfg, schemas.EventsTopic(stream), schemas.DLQTopic(stream))
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 	vars := map[string]string{"FLYWHEEL_FEATURES_ADDR": addr, "FLYWHEEL_FEATURES_VIEWS_DIR": dir,
 		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": testenv.Unique(t, "t") + ":",
 		"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_REDIS_ADDR": redisCfg.Addr, "FLYWHEEL_LOG_LEVEL": "warn"}
@@ -74,24 +71,8 @@ func start(t *testing.T) *service {
 		}
 	})
 	s := &service{url: "http://" + addr, view: view, stream: stream, kafka: kcfg, ch: ch}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(s.url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("features exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("features not ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitReady(t, s.url, done)
+	return s
 }
 
 type txn struct {

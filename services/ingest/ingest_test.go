@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,12 +43,7 @@ func start(t *testing.T, extra map[string]string) *service {
 	if err := os.WriteFile(filepath.Join(dir, stream+".json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 	vars := map[string]string{
 		"FLYWHEEL_INGEST_ADDR":           addr,
 		"FLYWHEEL_INGEST_STREAMS_DIR":    dir,
@@ -85,25 +79,8 @@ func start(t *testing.T, extra map[string]string) *service {
 		_ = admin.DeleteTopics(context.Background(), schemas.RawTopic(stream), schemas.EventsTopic(stream), schemas.DLQTopic(stream))
 	})
 	s := &service{url: "http://" + addr, stream: stream, kafka: kcfg, ch: ch}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("ingest exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ingest not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitReady(t, s.url, done)
+	return s
 }
 
 func fs(t *testing.T, name string) ([]byte, error) {

@@ -30,21 +30,8 @@ func TestFeaturesSurviveSIGKILL(t *testing.T) {
 	kcfg := testenv.Kafka(t)
 	ch := testenv.ClickHouseConfig(t)
 	redisCfg := testenv.RedisConfig(t)
-	stream, view := testenv.Unique(t, "tx"), testenv.Unique(t, "ca")
 	dir := t.TempDir()
-	streamsDir, viewsDir := filepath.Join(dir, "streams"), filepath.Join(dir, "views")
-	_ = os.MkdirAll(streamsDir, 0o755)
-	_ = os.MkdirAll(viewsDir, 0o755)
-	f, _ := schemas.Streams().Open("transactions.json")
-	raw, _ := io.ReadAll(f)
-	f.Close()
-	_ = os.WriteFile(filepath.Join(streamsDir, stream+".json"), raw, 0o644)
-	f, _ = schemas.FeatureViews().Open("card_activity.yaml")
-	raw, _ = io.ReadAll(f)
-	f.Close()
-	def := strings.Replace(strings.Replace(string(raw), "name: card_activity", "name: "+view, 1), "source: transactions", "source: "+stream, 1)
-	_ = os.WriteFile(filepath.Join(viewsDir, "view.yaml"), []byte(def), 0o644)
-	testenv.Topics(t, kcfg, schemas.RawTopic(stream), schemas.EventsTopic(stream), schemas.DLQTopic(stream))
+	stream, view, streamsDir, viewsDir := privateCatalog(t, dir)
 
 	// ingest in-process
 	vars := map[string]string{"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_LOG_LEVEL": "warn",

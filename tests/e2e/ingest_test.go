@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,15 +29,7 @@ func TestIngestFromKcat(t *testing.T) {
 	}
 	kcfg := testenv.Kafka(t)
 	ch := testenv.ClickHouseConfig(t)
-	stream := testenv.Unique(t, "tx")
-	dir := t.TempDir()
-	f, _ := schemas.Streams().Open("transactions.json")
-	raw, _ := io.ReadAll(f)
-	f.Close()
-	if err := os.WriteFile(filepath.Join(dir, stream+".json"), raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Topics(t, kcfg, schemas.RawTopic(stream), schemas.EventsTopic(stream), schemas.DLQTopic(stream))
+	stream, _, dir, _ := privateCatalog(t, t.TempDir())
 
 	vars := map[string]string{"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_LOG_LEVEL": "warn",
 		"FLYWHEEL_INGEST_STREAMS_DIR": dir, "FLYWHEEL_INGEST_GROUP": testenv.Unique(t, "g"),

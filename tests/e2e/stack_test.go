@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,16 +17,40 @@ import (
 
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
+	"github.com/flywheel-ml/flywheel/schemas"
 )
 
-func freePort(t *testing.T) string {
+func freePort(t *testing.T) string { return testenv.FreeAddr(t) }
+
+// privateCatalog writes a copy of the transactions stream (and of card_activity, fed by it)
+// under names of the test's own into dir, creates their topics, and returns the names and
+// the stream and view directories.
+func privateCatalog(t *testing.T, dir string) (stream, view, streamsDir, viewsDir string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	stream, view = testenv.Unique(t, "tx"), testenv.Unique(t, "ca")
+	streamsDir, viewsDir = filepath.Join(dir, "streams"), filepath.Join(dir, "views")
+	for _, d := range []string{streamsDir, viewsDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := fs.ReadFile(schemas.Streams(), "transactions.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	if err := os.WriteFile(filepath.Join(streamsDir, stream+".json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err = fs.ReadFile(schemas.FeatureViews(), "card_activity.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := strings.Replace(strings.Replace(string(raw), "name: card_activity", "name: "+view, 1), "source: transactions", "source: "+stream, 1)
+	if err := os.WriteFile(filepath.Join(viewsDir, "view.yaml"), []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Topics(t, testenv.Kafka(t), schemas.RawTopic(stream), schemas.EventsTopic(stream), schemas.DLQTopic(stream))
+	return stream, view, streamsDir, viewsDir
 }
 
 // TestAllServicesStartServeAndStop runs the six services in one process, as `flywheel up`

@@ -221,15 +221,7 @@ func (a *API) answerStaleFromOffline(ctx context.Context, refs []online.Ref, key
 		err := offline.Historical(ctx, a.conn, e, rows, func(row offline.Row, results []agg.Result) error {
 			for _, ri := range ris {
 				idx, _ := e.View.Feature(refs[ri].Feature)
-				res := results[idx]
-				v := online.Value{Status: res.Status, Value: res.Value}
-				if res.Status != agg.Present {
-					v.Value = e.View.Features[idx].Default
-				}
-				if res.EventTime > 0 {
-					v.EventTime = time.UnixMilli(res.EventTime).UTC()
-				}
-				values[row.Index][ri] = v
+				values[row.Index][ri] = online.ValueOf(e.View, idx, results[idx])
 			}
 			return nil
 		})
@@ -299,12 +291,7 @@ func (a *API) historical(w http.ResponseWriter, r *http.Request) error {
 		line[tsField] = req.EntityRows[row.Index][tsField]
 		for _, ref := range refs {
 			idx, _ := v.Feature(ref.Feature)
-			res := results[idx]
-			val := res.Value
-			if res.Status != agg.Present {
-				val = v.Features[idx].Default
-			}
-			line[ref.View+":"+ref.Feature] = val
+			line[ref.View+":"+ref.Feature] = online.ValueOf(v, idx, results[idx]).Value
 		}
 		return enc.Encode(line)
 	})

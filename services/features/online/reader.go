@@ -69,6 +69,19 @@ type Value struct {
 	Stale bool
 }
 
+// ValueOf turns feature i's read result into the value a client sees: the declared default
+// when it is not present.
+func ValueOf(v *views.View, i int, res agg.Result) Value {
+	out := Value{Status: res.Status, Value: res.Value}
+	if res.Status != agg.Present {
+		out.Value = v.Features[i].Default
+	}
+	if res.EventTime > 0 {
+		out.EventTime = time.UnixMilli(res.EventTime).UTC()
+	}
+	return out
+}
+
 // Engine returns the aggregation engine of a view.
 func (r *Reader) Engine(view string) *agg.Engine { return r.engines[view] }
 
@@ -105,14 +118,8 @@ func (r *Reader) Lookup(ctx context.Context, refs []Ref, entities []string, at t
 			e.ReadInto(st, t, results)
 			stale := !e.Exact(st, t)
 			for _, ri := range byView[name] {
-				res := results[refs[ri].index]
-				v := Value{Status: res.Status, Value: res.Value, Stale: stale}
-				if res.Status != agg.Present {
-					v.Value = e.View.Features[refs[ri].index].Default
-				}
-				if res.EventTime > 0 {
-					v.EventTime = time.UnixMilli(res.EventTime).UTC()
-				}
+				v := ValueOf(e.View, refs[ri].index, results[refs[ri].index])
+				v.Stale = stale
 				out[ei][ri] = v
 			}
 		}
