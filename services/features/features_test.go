@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/config"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
@@ -340,6 +342,43 @@ func TestOfflineEqualsOnlineBitForBit(t *testing.T) {
 		t.Fatalf("historical answered %d rows, want %d", n, len(samples))
 	}
 	t.Logf("%d (entity, t) pairs × %d features equal online and offline", n, len(online[0]))
+
+	// The Parquet export carries the same values.
+	b, _ := json.Marshal(map[string]any{"feature_service": s.view, "entity_rows": rows[:200], "format": "parquet"})
+	resp, err := http.Post(s.url+"/v1/features/historical", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/vnd.apache.parquet" {
+		t.Fatalf("parquet export: %d %s", resp.StatusCode, file)
+	}
+	pf, err := parquet.OpenFile(bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatalf("not a parquet file: %v", err)
+	}
+	pr := parquet.NewGenericReader[map[string]any](pf, pf.Schema())
+	defer pr.Close()
+	recs := make([]map[string]any, 200)
+	for i := range recs {
+		recs[i] = map[string]any{}
+	}
+	got, _ := pr.Read(recs)
+	if got != 200 {
+		t.Fatalf("parquet holds %d rows, want 200", got)
+	}
+	for _, rec := range recs[:got] {
+		idx := int(rec["row"].(int64))
+		if rec["card_id"] != samples[idx].card {
+			t.Fatalf("parquet row %d: card %v, want %s", idx, rec["card_id"], samples[idx].card)
+		}
+		for _, name := range []string{"txn_count_1h", "amount_sum_24h", "distinct_merchants_24h", "last_country"} {
+			if fmt.Sprint(rec[name]) != fmt.Sprint(online[idx][name]) {
+				t.Fatalf("parquet row %d %s: %v, want %v", idx, name, rec[name], online[idx][name])
+			}
+		}
+	}
 }
 
 func TestPointInTimeNeverSeesTheFutureAndRespectsTTL(t *testing.T) {

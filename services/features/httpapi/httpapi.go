@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -237,6 +238,7 @@ type historicalRequest struct {
 	FeatureService string           `json:"feature_service"`
 	EntityRows     []map[string]any `json:"entity_rows"`
 	TimestampField string           `json:"timestamp_field"`
+	Format         string           `json:"format"` // ndjson (default) or parquet
 }
 
 func (a *API) historical(w http.ResponseWriter, r *http.Request) error {
@@ -276,10 +278,17 @@ func (a *API) historical(w http.ResponseWriter, r *http.Request) error {
 		}
 		rows[i] = offline.Row{Index: i, Entity: extract.EntityKey(parts), TS: ts.UnixMilli()}
 	}
+	e := a.engines[view]
+	switch req.Format {
+	case "parquet":
+		return a.historicalParquet(w, r, e, refs, rows, req.EntityRows, tsField)
+	case "", "ndjson":
+	default:
+		return httpx.BadRequest("bad_format", "format is ndjson or parquet")
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
-	e := a.engines[view]
 	wrote := false
 	err = offline.Historical(r.Context(), a.conn, e, rows, func(row offline.Row, results []agg.Result) error {
 		wrote = true
@@ -303,6 +312,38 @@ func (a *API) historical(w http.ResponseWriter, r *http.Request) error {
 		_ = enc.Encode(map[string]any{"error": map[string]string{"code": "unavailable", "message": "historical retrieval failed mid-stream"}})
 	}
 	return bw.Flush()
+}
+
+// historicalParquet answers with a Parquet file. The file is assembled in memory before the
+// first byte is sent, so a failure is still a clean 503.
+func (a *API) historicalParquet(w http.ResponseWriter, r *http.Request, e *agg.Engine, refs []online.Ref,
+	rows []offline.Row, entityRows []map[string]any, tsField string) error {
+	features := make([]int, len(refs))
+	for i, ref := range refs {
+		features[i], _ = e.View.Feature(ref.Feature)
+	}
+	var buf bytes.Buffer
+	pw, err := offline.NewParquetWriter(&buf, e.View, features, tsField)
+	if err != nil {
+		return httpx.BadRequest("bad_columns", err.Error())
+	}
+	keys := make([]string, len(e.View.Entities))
+	err = offline.Historical(r.Context(), a.conn, e, rows, func(row offline.Row, results []agg.Result) error {
+		for k, key := range e.View.Entities {
+			keys[k], _ = scalar(entityRows[row.Index][key])
+		}
+		return pw.Write(row.Index, keys, row.TS, results)
+	})
+	if err != nil {
+		return httpx.Unavailable("offline store unavailable", err)
+	}
+	if err := pw.Close(); err != nil {
+		return fmt.Errorf("finish parquet: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+e.View.Name+`.parquet"`)
+	_, err = w.Write(buf.Bytes())
+	return err
 }
 
 func (a *API) listViews(w http.ResponseWriter, _ *http.Request) error {
