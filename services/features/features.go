@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	httpapi.New(cat, online.NewReader(store, cat), conn, time.Now).Register(rt.HTTP)
+	httpapi.New(cat, online.NewReader(store, cat), conn, proc, time.Now).Register(rt.HTTP)
 	if cfg.Features.Consume && len(proc.Topics()) > 0 {
 		consumer, err := kafkax.NewConsumer(cfg.Kafka, kafkax.ConsumerConfig{GroupID: cfg.Features.Group, Topics: proc.Topics(),
 			BatchSize: cfg.Features.BatchSize, BatchWait: 50 * time.Millisecond}, proc.Handle, producer, rt.Log, rt.Registry)

@@ -35,6 +35,7 @@ func New(stdout, stderr io.Writer, lookup config.LookupFunc) *cobra.Command {
 	root.AddCommand(demoCommand(lookup))
 	root.AddCommand(schemasCommand(lookup))
 	root.AddCommand(benchCommand(lookup))
+	root.AddCommand(featuresCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the build's module version and VCS revision",

@@ -19,15 +19,22 @@ import (
 	"github.com/flywheel-ml/flywheel/services/features/extract"
 	"github.com/flywheel-ml/flywheel/services/features/offline"
 	"github.com/flywheel-ml/flywheel/services/features/online"
+	"github.com/flywheel-ml/flywheel/services/features/stream"
 	"github.com/flywheel-ml/flywheel/services/features/views"
 )
 
 // MaxOnlineEntities bounds one lookup.
 const MaxOnlineEntities = 1000
 
+// Backfiller rebuilds a view's state from the event log (stream.Processor).
+type Backfiller interface {
+	Backfill(ctx context.Context, view string, maxWait time.Duration) (stream.BackfillReport, error)
+}
+
 // API holds the handlers.
 type API struct {
-	catalog *views.Catalog
+	backfill Backfiller
+	catalog  *views.Catalog
 	reader  *online.Reader
 	conn    driver.Conn
 	engines map[string]*agg.Engine
@@ -35,8 +42,8 @@ type API struct {
 }
 
 // New returns the API.
-func New(cat *views.Catalog, reader *online.Reader, conn driver.Conn, now func() time.Time) *API {
-	a := &API{catalog: cat, reader: reader, conn: conn, engines: map[string]*agg.Engine{}, now: now}
+func New(cat *views.Catalog, reader *online.Reader, conn driver.Conn, backfill Backfiller, now func() time.Time) *API {
+	a := &API{catalog: cat, reader: reader, conn: conn, backfill: backfill, engines: map[string]*agg.Engine{}, now: now}
 	for _, n := range cat.Names() {
 		v, _ := cat.Get(n)
 		a.engines[n] = agg.NewEngine(v)
@@ -49,6 +56,34 @@ func (a *API) Register(srv *httpx.Server) {
 	srv.Handle("POST /get-online-features", httpx.ScopeRead, a.getOnlineFeatures)
 	srv.Handle("POST /v1/features/historical", httpx.ScopeRead, a.historical)
 	srv.Handle("GET /v1/feature-views", httpx.ScopeRead, a.listViews)
+	srv.Handle("POST /v1/features/backfill", httpx.ScopeAdmin, a.runBackfill)
+}
+
+func (a *API) runBackfill(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		View    string `json:"view"`
+		MaxWait string `json:"max_wait"`
+	}
+	if err := httpx.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if _, ok := a.catalog.Get(req.View); !ok {
+		return httpx.NotFound("unknown_view", fmt.Sprintf("no feature view %q", req.View))
+	}
+	wait := 30 * time.Second
+	if req.MaxWait != "" {
+		d, err := time.ParseDuration(req.MaxWait)
+		if err != nil || d < 0 {
+			return httpx.BadRequest("bad_max_wait", "max_wait is a duration such as 30s")
+		}
+		wait = d
+	}
+	rep, err := a.backfill.Backfill(r.Context(), req.View, wait)
+	if err != nil {
+		return httpx.Unavailable("backfill failed; run it again", err)
+	}
+	httpx.WriteJSON(w, http.StatusOK, rep)
+	return nil
 }
 
 type onlineRequest struct {

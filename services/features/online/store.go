@@ -136,3 +136,63 @@ func (s *Store) Commit(ctx context.Context, v *views.View, parts []Partition, ex
 	}
 	return nil
 }
+
+func (s *Store) cutKey(v *views.View) string { return s.prefix + "cut:" + v.Name + ":" + v.Version }
+
+// Cut returns the ingestion time (ms) up to which a backfill rebuilt the view: live events
+// ingested at or before it are already in the state. 0 when the view was never backfilled.
+func (s *Store) Cut(ctx context.Context, v *views.View) (int64, error) {
+	n, err := s.client.Get(ctx, s.cutKey(v)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read backfill cut of %s: %w", v.Name, err)
+	}
+	return n, nil
+}
+
+// SetCut records a backfill's cut.
+func (s *Store) SetCut(ctx context.Context, v *views.View, cut int64) error {
+	return s.client.Set(ctx, s.cutKey(v), cut, 0).Err()
+}
+
+// DropStates deletes every state of the view version (not the partition offsets).
+func (s *Store) DropStates(ctx context.Context, v *views.View) (int, error) {
+	iter := s.client.Scan(ctx, 0, s.prefix+"s:"+v.Name+":"+v.Version+":*", 1000).Iterator()
+	var batch []string
+	n := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.client.Del(ctx, batch...).Err(); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return n, err
+	}
+	return n, flush()
+}
+
+// PutStates writes states with the view's TTL, pipelined.
+func (s *Store) PutStates(ctx context.Context, v *views.View, entities []string, blobs [][]byte) error {
+	pipe := s.client.Pipeline()
+	for i, e := range entities {
+		pipe.Set(ctx, s.StateKey(v, e), blobs[i], time.Duration(v.TTL))
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}

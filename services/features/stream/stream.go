@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/go-json-experiment/json"
@@ -30,6 +31,11 @@ type Processor struct {
 	// not read back and decoded for every batch. An entry is trusted only while its
 	// partition's stored offset is still the one this process committed (see applyView).
 	cache     map[string]map[string]cached
+	// Per view: a lock a backfill takes to stop live application, the newest ingestion time
+	// applied, and the backfill cut below which live events are already in the state.
+	locks       map[string]*sync.Mutex
+	maxIngested map[string]int64
+	cuts        map[string]int64
 	committed map[string]map[online.Partition]int64
 	catalog   *views.Catalog
 	engines   map[string]*agg.Engine
@@ -48,6 +54,7 @@ type metrics struct {
 // New returns a processor.
 func New(cat *views.Catalog, store *online.Store, conn driver.Conn, reg prometheus.Registerer, log *zap.Logger) (*Processor, error) {
 	p := &Processor{catalog: cat, engines: map[string]*agg.Engine{}, extract: map[string]*extract.Extractor{},
+		locks: map[string]*sync.Mutex{}, maxIngested: map[string]int64{}, cuts: map[string]int64{},
 		cache: map[string]map[string]cached{}, committed: map[string]map[online.Partition]int64{},
 		store: store, conn: conn, log: log.Named("stream"),
 		m: metrics{
@@ -72,6 +79,7 @@ func New(cat *views.Catalog, store *online.Store, conn driver.Conn, reg promethe
 		p.engines[n] = agg.NewEngine(v)
 		p.extract[n] = extract.New(v)
 		p.cache[n] = map[string]cached{}
+		p.locks[n] = &sync.Mutex{}
 		p.committed[n] = map[online.Partition]int64{}
 	}
 	return p, nil
@@ -125,6 +133,16 @@ type entityBatch struct {
 }
 
 func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.Message, envelopes []schemas.Event) error {
+	p.locks[v.Name].Lock()
+	defer p.locks[v.Name].Unlock()
+	if _, loaded := p.cuts[v.Name]; !loaded {
+		cut, err := p.store.Cut(ctx, v)
+		if err != nil {
+			return err
+		}
+		p.cuts[v.Name] = cut
+	}
+	cut := p.cuts[v.Name]
 	// Which partitions does this batch touch, and where do they stand?
 	var parts []online.Partition
 	index := map[online.Partition]int{}
@@ -174,6 +192,11 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 			continue
 		}
 		next[pi] = max(next[pi], m.Offset)
+		ingested := envelopes[i].IngestedAt.UnixMilli()
+		if ingested <= cut {
+			continue // a backfill already put it in the state
+		}
+		p.maxIngested[v.Name] = max(p.maxIngested[v.Name], ingested)
 		entity, vals, err := x.Extract(envelopes[i].Data)
 		if err != nil {
 			p.m.bad.WithLabelValues(v.Name).Inc()
