@@ -35,10 +35,10 @@ type Backfiller interface {
 type API struct {
 	backfill Backfiller
 	catalog  *views.Catalog
-	reader  *online.Reader
-	conn    driver.Conn
-	engines map[string]*agg.Engine
-	now     func() time.Time
+	reader   *online.Reader
+	conn     driver.Conn
+	engines  map[string]*agg.Engine
+	now      func() time.Time
 }
 
 // New returns the API.

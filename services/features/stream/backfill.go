@@ -174,4 +174,3 @@ func waitMutations(ctx context.Context, p *Processor) error {
 		}
 	}
 }
-

@@ -30,20 +30,20 @@ type Processor struct {
 	// cache holds decoded states this process committed last, per view, so a hot entity is
 	// not read back and decoded for every batch. An entry is trusted only while its
 	// partition's stored offset is still the one this process committed (see applyView).
-	cache     map[string]map[string]cached
+	cache map[string]map[string]cached
 	// Per view: a lock a backfill takes to stop live application, the newest ingestion time
 	// applied, and the backfill cut below which live events are already in the state.
 	locks       map[string]*sync.Mutex
 	maxIngested map[string]int64
 	cuts        map[string]int64
-	committed map[string]map[online.Partition]int64
-	catalog   *views.Catalog
-	engines   map[string]*agg.Engine
-	extract   map[string]*extract.Extractor
-	store     *online.Store
-	conn      driver.Conn
-	log       *zap.Logger
-	m         metrics
+	committed   map[string]map[online.Partition]int64
+	catalog     *views.Catalog
+	engines     map[string]*agg.Engine
+	extract     map[string]*extract.Extractor
+	store       *online.Store
+	conn        driver.Conn
+	log         *zap.Logger
+	m           metrics
 }
 
 type metrics struct {
