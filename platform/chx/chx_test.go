@@ -94,3 +94,27 @@ func TestInsertAndBatcher(t *testing.T) {
 		t.Fatalf("got %d rows summing %v, want 12 and 49", n, sum)
 	}
 }
+
+func TestRollupSumsPerMinuteAndKeepsMaxima(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := testenv.Context(t)
+	if err := conn.Exec(ctx, `CREATE TABLE stats (minute DateTime, k String, n UInt64, newest Int64)
+		ENGINE = SummingMergeTree((n)) ORDER BY (k, minute)`); err != nil {
+		t.Fatal(err)
+	}
+	r := chx.NewRollup(conn, "stats", []string{"k"}, []string{"n"}, []string{"newest"}, time.Hour, zap.NewNop())
+	r.Add([]string{"a"}, []uint64{2}, []int64{10})
+	r.Add([]string{"a"}, []uint64{3}, []int64{7})
+	r.Add([]string{"b"}, []uint64{1}, []int64{5})
+	r.Flush(ctx)
+	r.Add([]string{"a"}, []uint64{4}, []int64{1})
+	r.Flush(ctx)
+	var n uint64
+	var newest int64
+	if err := conn.QueryRow(ctx, "SELECT sum(n), max(newest) FROM stats WHERE k = 'a'").Scan(&n, &newest); err != nil {
+		t.Fatal(err)
+	}
+	if n != 9 || newest != 10 {
+		t.Fatalf("got sum %d max %d, want 9 and 10", n, newest)
+	}
+}

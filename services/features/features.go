@@ -42,6 +42,8 @@ type Settings struct {
 	RedisPrefix string `env:"REDIS_PREFIX" default:"fw:f:" usage:"Redis key prefix of the online store"`
 	Consume     bool   `env:"CONSUME" default:"true" usage:"consume events.<stream> (false: serve lookups only)"`
 	BatchSize   int    `env:"BATCH_SIZE" default:"5000" usage:"events per processing batch"`
+	// How often feature_stats rows are written.
+	StatsInterval time.Duration `env:"STATS_INTERVAL" default:"10s" usage:"how often statistics are written to ClickHouse"`
 }
 
 // Validate checks the settings.
@@ -51,6 +53,9 @@ func (s Settings) Validate() error {
 	}
 	if s.BatchSize < 1 {
 		return config.Invalid("BATCH_SIZE", "must be at least 1")
+	}
+	if s.StatsInterval < 100*time.Millisecond {
+		return config.Invalid("STATS_INTERVAL", "must be at least 100ms")
 	}
 	return nil
 }
@@ -87,7 +92,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("redis: %w", err)
 	}
 	store := online.New(redis, cfg.Features.RedisPrefix)
-	proc, err := stream.New(cat, store, conn, rt.Registry, rt.Log)
+	stats := stream.NewStats(conn, cfg.Features.StatsInterval, rt.Log)
+	rt.Group.Go("stats", stats.Run)
+	proc, err := stream.New(cat, store, conn, stats, rt.Registry, rt.Log)
 	if err != nil {
 		return err
 	}
@@ -100,7 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	httpapi.New(cat, online.NewReader(store, cat), conn, proc, time.Now).Register(rt.HTTP)
+	httpapi.New(cat, online.NewReader(store, cat), conn, proc, stats, time.Now).Register(rt.HTTP)
 	if cfg.Features.Consume && len(proc.Topics()) > 0 {
 		consumer, err := kafkax.NewConsumer(cfg.Kafka, kafkax.ConsumerConfig{GroupID: cfg.Features.Group, Topics: proc.Topics(),
 			BatchSize: cfg.Features.BatchSize, BatchWait: 50 * time.Millisecond}, proc.Handle, producer, rt.Log, rt.Registry)

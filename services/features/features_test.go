@@ -53,7 +53,8 @@ func start(t *testing.T) *service {
 	addr := testenv.FreeAddr(t)
 	vars := map[string]string{"FLYWHEEL_FEATURES_ADDR": addr, "FLYWHEEL_FEATURES_VIEWS_DIR": dir,
 		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": testenv.Unique(t, "t") + ":",
-		"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_REDIS_ADDR": redisCfg.Addr, "FLYWHEEL_LOG_LEVEL": "warn"}
+		"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_REDIS_ADDR": redisCfg.Addr, "FLYWHEEL_LOG_LEVEL": "warn",
+		"FLYWHEEL_FEATURES_STATS_INTERVAL": "200ms"}
 	var cfg features.Config
 	if err := config.Load(&cfg, nil, func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
@@ -213,6 +214,31 @@ func expected(v *views.View, txns []txn, card string, at time.Time) map[string]a
 	return out
 }
 
+// checkStats waits for feature_stats to show the applied updates, some lookups with their
+// values, and a fresh newest event time.
+func (s *service) checkStats(t *testing.T, updates int) {
+	t.Helper()
+	conn, err := chx.Open(testenv.Context(t), s.ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var applied, lookups, values uint64
+		var newest int64
+		err := conn.QueryRow(testenv.Context(t), `SELECT sum(updates), sum(lookups), sum(lookup_values), max(newest_event_ms)
+			FROM feature_stats WHERE view = ?`, s.view).Scan(&applied, &lookups, &values, &newest)
+		if err == nil && applied == uint64(updates) && lookups > 0 && values > 0 && time.Since(time.UnixMilli(newest)) < 10*time.Minute {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("feature_stats: updates %d (want %d), lookups %d, values %d, newest %v, %v", applied, updates, lookups, values, time.UnixMilli(newest), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func generate(rng *rand.Rand, cards int, n int, end time.Time) []txn {
 	txns := make([]txn, n)
 	for i := range txns {
@@ -265,6 +291,7 @@ func TestOnlineValuesMatchAnIndependentComputation(t *testing.T) {
 
 	v, _ := features.LoadViews("")
 	cv, _ := v.Get("card_activity")
+	defer s.checkStats(t, len(txns))
 	for _, at := range []time.Time{now, now.Add(-17 * time.Minute), now.Add(2 * time.Hour)} {
 		got := s.lookup(t, cards, at)
 		for _, c := range cards {

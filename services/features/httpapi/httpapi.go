@@ -14,6 +14,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/httpx"
 	"github.com/flywheel-ml/flywheel/services/features/agg"
 	"github.com/flywheel-ml/flywheel/services/features/extract"
@@ -33,6 +34,7 @@ type Backfiller interface {
 
 // API holds the handlers.
 type API struct {
+	stats    *chx.Rollup
 	backfill Backfiller
 	catalog  *views.Catalog
 	reader   *online.Reader
@@ -42,8 +44,8 @@ type API struct {
 }
 
 // New returns the API.
-func New(cat *views.Catalog, reader *online.Reader, conn driver.Conn, backfill Backfiller, now func() time.Time) *API {
-	a := &API{catalog: cat, reader: reader, conn: conn, backfill: backfill, engines: map[string]*agg.Engine{}, now: now}
+func New(cat *views.Catalog, reader *online.Reader, conn driver.Conn, backfill Backfiller, stats *chx.Rollup, now func() time.Time) *API {
+	a := &API{catalog: cat, reader: reader, conn: conn, backfill: backfill, stats: stats, engines: map[string]*agg.Engine{}, now: now}
 	for _, n := range cat.Names() {
 		v, _ := cat.Get(n)
 		a.engines[n] = agg.NewEngine(v)
@@ -202,6 +204,7 @@ func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) error {
 	if err := a.answerStaleFromOffline(r.Context(), refs, keys, at, values); err != nil {
 		return httpx.Unavailable("offline store unavailable", err)
 	}
+	a.countLookup(refs, values)
 	names := append([]string(nil), joinKeys...)
 	results := make([]column, 0, len(joinKeys)+len(refs))
 	for _, k := range joinKeys {
@@ -266,6 +269,28 @@ func (a *API) answerStaleFromOffline(ctx context.Context, refs []online.Ref, key
 		}
 	}
 	return nil
+}
+
+// countLookup records one lookup's served values and defaults per view, for feature_stats.
+func (a *API) countLookup(refs []online.Ref, values [][]online.Value) {
+	type counts struct{ values, defaults uint64 }
+	byView := map[string]*counts{}
+	for _, row := range values {
+		for ri, v := range row {
+			c := byView[refs[ri].View]
+			if c == nil {
+				c = &counts{}
+				byView[refs[ri].View] = c
+			}
+			c.values++
+			if v.Status != agg.Present {
+				c.defaults++
+			}
+		}
+	}
+	for view, c := range byView {
+		a.stats.Add([]string{view}, []uint64{0, 0, 1, c.values, c.defaults}, []int64{0})
+	}
 }
 
 type historicalRequest struct {

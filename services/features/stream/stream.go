@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/go-json-experiment/json"
@@ -16,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/schemas"
 	"github.com/flywheel-ml/flywheel/services/features/agg"
@@ -42,8 +44,17 @@ type Processor struct {
 	extract     map[string]*extract.Extractor
 	store       *online.Store
 	conn        driver.Conn
+	stats       *chx.Rollup
 	log         *zap.Logger
 	m           metrics
+}
+
+// NewStats returns the rollup of the feature_stats table that the processor and the lookup API
+// add to: per view, sums of updates, late_dropped, lookups, lookup_values and
+// lookup_defaults, and the maximum newest_event_ms.
+func NewStats(conn driver.Conn, interval time.Duration, log *zap.Logger) *chx.Rollup {
+	return chx.NewRollup(conn, "feature_stats", []string{"view"},
+		[]string{"updates", "late_dropped", "lookups", "lookup_values", "lookup_defaults"}, []string{"newest_event_ms"}, interval, log)
 }
 
 type metrics struct {
@@ -52,11 +63,11 @@ type metrics struct {
 }
 
 // New returns a processor.
-func New(cat *views.Catalog, store *online.Store, conn driver.Conn, reg prometheus.Registerer, log *zap.Logger) (*Processor, error) {
+func New(cat *views.Catalog, store *online.Store, conn driver.Conn, stats *chx.Rollup, reg prometheus.Registerer, log *zap.Logger) (*Processor, error) {
 	p := &Processor{catalog: cat, engines: map[string]*agg.Engine{}, extract: map[string]*extract.Extractor{},
 		locks: map[string]*sync.Mutex{}, maxIngested: map[string]int64{}, cuts: map[string]int64{},
 		cache: map[string]map[string]cached{}, committed: map[string]map[online.Partition]int64{},
-		store: store, conn: conn, log: log.Named("stream"),
+		store: store, conn: conn, stats: stats, log: log.Named("stream"),
 		m: metrics{
 			applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_features_updates_total",
 				Help: "Events applied to a view."}, []string{"view"}),
@@ -228,6 +239,7 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 		loaded[entity] = blobs[i]
 	}
 	var updates []offline.Update
+	late := 0
 	newBlobs := make([][]byte, len(order))
 	states := make([]*agg.State, len(order))
 	var newest int64
@@ -252,6 +264,7 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 			seq := st.NextSeq
 			if !e.Apply(st, ev) {
 				p.m.late.WithLabelValues(v.Name).Inc()
+				late++
 				continue
 			}
 			ev.Seq = seq
@@ -288,6 +301,7 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 		p.committed[v.Name][part] = next[i]
 	}
 	p.m.applied.WithLabelValues(v.Name).Add(float64(len(updates)))
+	p.stats.Add([]string{v.Name}, []uint64{uint64(len(updates)), uint64(late), 0, 0, 0}, []int64{newest})
 	if newest > 0 {
 		p.m.lastEvent.WithLabelValues(v.Name).Set(float64(newest) / 1000)
 	}

@@ -5,7 +5,6 @@ package stats
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -22,30 +21,17 @@ const (
 	Rejected  = "rejected"
 )
 
-type key struct {
-	minute                             int64
-	stream, transport, outcome, reason string
-}
-
-// Recorder aggregates counts in memory and flushes them to ClickHouse every interval. Rows
-// are summed by SummingMergeTree, so flushing often costs nothing in correctness; counts of a
-// flush that failed are kept for the next one. A crash loses at most one interval of counts
-// (statistics, not data).
+// Recorder counts outcomes in Prometheus and, per minute, in ClickHouse (ingest_stats).
 type Recorder struct {
-	conn     driver.Conn // nil: Prometheus only
-	interval time.Duration
-	now      func() time.Time
-	log      *zap.Logger
-	events   *prometheus.CounterVec
-	reasons  *prometheus.CounterVec
-
-	mu     sync.Mutex
-	counts map[key]uint64
+	rollup  *chx.Rollup
+	events  *prometheus.CounterVec
+	reasons *prometheus.CounterVec
 }
 
-// New returns a recorder registering its counters on reg.
+// New returns a recorder registering its counters on reg; conn nil keeps Prometheus only.
 func New(conn driver.Conn, interval time.Duration, reg prometheus.Registerer, log *zap.Logger) (*Recorder, error) {
-	r := &Recorder{conn: conn, interval: interval, now: time.Now, log: log.Named("stats"), counts: map[key]uint64{},
+	r := &Recorder{
+		rollup: chx.NewRollup(conn, "ingest_stats", []string{"stream", "transport", "outcome", "reason"}, []string{"events"}, nil, interval, log),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_ingest_events_total",
 			Help: "Events by stream, transport and outcome (accepted, duplicate, rejected)."}, []string{"stream", "transport", "outcome"}),
 		reasons: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_ingest_rejections_total",
@@ -67,14 +53,11 @@ func (r *Recorder) Record(stream, transport string, accepted, duplicates int, re
 	r.events.WithLabelValues(stream, transport, Accepted).Add(float64(accepted))
 	r.events.WithLabelValues(stream, transport, Duplicate).Add(float64(duplicates))
 	r.events.WithLabelValues(stream, transport, Rejected).Add(float64(len(rejections)))
-	minute := r.now().Unix() / 60 * 60
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if accepted > 0 {
-		r.counts[key{minute, stream, transport, Accepted, ""}] += uint64(accepted)
+		r.rollup.Add([]string{stream, transport, Accepted, ""}, []uint64{uint64(accepted)}, nil)
 	}
 	if duplicates > 0 {
-		r.counts[key{minute, stream, transport, Duplicate, ""}] += uint64(duplicates)
+		r.rollup.Add([]string{stream, transport, Duplicate, ""}, []uint64{uint64(duplicates)}, nil)
 	}
 	for _, rej := range rejections {
 		first := ""
@@ -82,7 +65,7 @@ func (r *Recorder) Record(stream, transport string, accepted, duplicates int, re
 			first = truncate(rej[0])
 		}
 		// Each rejected event counts once, under its first reason, so sums stay exact.
-		r.counts[key{minute, stream, transport, Rejected, first}]++
+		r.rollup.Add([]string{stream, transport, Rejected, first}, []uint64{1}, nil)
 		for _, reason := range rej {
 			rule := reason
 			if i := strings.LastIndex(reason, ": "); i >= 0 {
@@ -100,43 +83,5 @@ func truncate(s string) string {
 	return s
 }
 
-// Run flushes every interval until ctx ends, then once more.
-func (r *Recorder) Run(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			r.Flush(ctx)
-		case <-ctx.Done():
-			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-			defer cancel()
-			r.Flush(flushCtx)
-			return nil
-		}
-	}
-}
-
-// Flush writes the counts gathered since the last flush.
-func (r *Recorder) Flush(ctx context.Context) {
-	r.mu.Lock()
-	counts := r.counts
-	r.counts = map[key]uint64{}
-	r.mu.Unlock()
-	if len(counts) == 0 || r.conn == nil {
-		return
-	}
-	rows := make([][]any, 0, len(counts))
-	for k, n := range counts {
-		rows = append(rows, []any{time.Unix(k.minute, 0).UTC(), k.stream, k.transport, k.outcome, k.reason, n})
-	}
-	err := chx.Insert(ctx, r.conn, "ingest_stats", []string{"minute", "stream", "transport", "outcome", "reason", "events"}, rows)
-	if err != nil {
-		r.log.Warn("write ingest stats; keeping the counts for the next flush", zap.Error(err))
-		r.mu.Lock()
-		for k, n := range counts {
-			r.counts[k] += n
-		}
-		r.mu.Unlock()
-	}
-}
+// Run flushes to ClickHouse until ctx ends.
+func (r *Recorder) Run(ctx context.Context) error { return r.rollup.Run(ctx) }
