@@ -87,7 +87,7 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 	root.AddCommand(stream)
 
 	var pc loadgen.PITConfig
-	var viewName string
+	var viewName, viewsDir string
 	pit := &cobra.Command{
 		Use:   "pit",
 		Short: "Point-in-time retrieval of N entity rows straight from the offline store",
@@ -96,7 +96,7 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 			if err := config.Load(&cc, nil, lookupEnv, io.Discard); err != nil {
 				return err
 			}
-			cat, err := features.LoadViews("")
+			cat, err := features.LoadViews(viewsDir)
 			if err != nil {
 				return err
 			}
@@ -122,6 +122,7 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 	pit.Flags().IntVar(&pc.Cards, "cards", 5000, "cards to draw from (c-0 ...)")
 	pit.Flags().DurationVar(&pc.Span, "span", 2*time.Hour, "rows' timestamps fall within the last span")
 	pit.Flags().StringVar(&viewName, "view", "card_activity", "feature view")
+	pit.Flags().StringVar(&viewsDir, "views-dir", "", "directory of view definitions (default: the shipped ones)")
 	root.AddCommand(pit)
 	return root
 }
