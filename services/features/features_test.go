@@ -334,7 +334,7 @@ func TestOfflineEqualsOnlineBitForBit(t *testing.T) {
 	var samples []sample
 	var rows []map[string]any
 	online := map[int]map[string]any{}
-	for i := range 50 {
+	for range 50 {
 		at := now.Add(-time.Duration(rng.IntN(4*60)) * time.Second).Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		vals := s.lookup(t, cards, at)
 		for _, c := range cards {
@@ -346,7 +346,6 @@ func TestOfflineEqualsOnlineBitForBit(t *testing.T) {
 				online[idx][name] = byCard[c]
 			}
 		}
-		_ = i
 	}
 	out := s.post(t, "/v1/features/historical", map[string]any{"feature_service": s.view, "entity_rows": rows})
 	dec := json.NewDecoder(bytes.NewReader(out))

@@ -2,16 +2,13 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
 	"github.com/flywheel-ml/flywheel/schemas"
@@ -31,19 +28,7 @@ func TestBackfillAfterRedisLoss(t *testing.T) {
 		"FLYWHEEL_INGEST_REDIS_PREFIX": prefix + "ingest:", "FLYWHEEL_INGEST_ADDR": freePort(t),
 		"FLYWHEEL_FEATURES_VIEWS_DIR": viewsDir, "FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"),
 		"FLYWHEEL_FEATURES_REDIS_PREFIX": prefix + "f:", "FLYWHEEL_FEATURES_ADDR": featuresAddr}
-	services, err := up.Services(func(k string) (string, bool) {
-		if v, ok := vars[k]; ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- up.Run(ctx, services[:2]) }() // ingest and features
-	t.Cleanup(func() { cancel(); <-done })
+	done := runServices(t, vars, 2) // ingest and features
 	base := "http://" + featuresAddr
 	testenv.WaitReady(t, base, done)
 

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
 	"github.com/flywheel-ml/flywheel/schemas"
@@ -38,19 +36,7 @@ func TestFeaturesSurviveSIGKILL(t *testing.T) {
 		"FLYWHEEL_INGEST_STREAMS_DIR": streamsDir, "FLYWHEEL_INGEST_GROUP": testenv.Unique(t, "g"),
 		"FLYWHEEL_INGEST_REDIS_PREFIX": testenv.Unique(t, "t") + ":", "FLYWHEEL_INGEST_ADDR": freePort(t),
 		"FLYWHEEL_INGEST_WRITE_EVENT_LOG": "false"}
-	services, err := up.Services(func(k string) (string, bool) {
-		if v, ok := vars[k]; ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- up.Run(ctx, services[:1]) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runServices(t, vars, 1)
 
 	// features as its own process, so it can be SIGKILLed
 	bin := filepath.Join(dir, "features")

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
 	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
@@ -37,24 +34,7 @@ func TestIngestFromKcat(t *testing.T) {
 	for _, s := range []string{"INGEST", "FEATURES", "REGISTRY", "SERVING", "MONITOR", "TRAINER"} {
 		vars["FLYWHEEL_"+s+"_ADDR"] = freePort(t)
 	}
-	services, err := up.Services(func(k string) (string, bool) {
-		if v, ok := vars[k]; ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- up.Run(ctx, services[:1]) }() // ingest alone is enough here
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ingest: %v", err)
-		}
-	})
+	runServices(t, vars, 1) // ingest alone is enough here
 
 	var valid, invalid bytes.Buffer
 	for i := range 10000 {

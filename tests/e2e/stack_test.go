@@ -22,6 +22,31 @@ import (
 
 func freePort(t *testing.T) string { return testenv.FreeAddr(t) }
 
+// runServices runs the first n services of `flywheel up` (ingest, features, ...) in this
+// process with vars over the environment, and stops them when the test ends.
+func runServices(t *testing.T, vars map[string]string, n int) <-chan error {
+	t.Helper()
+	services, err := up.Services(func(k string) (string, bool) {
+		if v, ok := vars[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- up.Run(ctx, services[:n]) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("services stopped with %v", err)
+		}
+	})
+	return done
+}
+
 // privateCatalog writes a copy of the transactions stream (and of card_activity, fed by it)
 // under names of the test's own into dir, creates their topics, and returns the names and
 // the stream and view directories.
