@@ -41,7 +41,9 @@ func (p *Processor) Backfill(ctx context.Context, view string, maxWait time.Dura
 	p.locks[view].Lock()
 	defer p.locks[view].Unlock()
 
+	p.mu.Lock()
 	cut := p.maxIngested[view]
+	p.mu.Unlock()
 	if cut == 0 {
 		cut = time.Now().Add(-10 * time.Second).UnixMilli()
 	}
@@ -67,8 +69,9 @@ func (p *Processor) Backfill(ctx context.Context, view string, maxWait time.Dura
 	if _, err := p.store.DropStates(ctx, v); err != nil {
 		return rep, fmt.Errorf("drop online states of %s: %w", view, err)
 	}
-	clear(p.cache[view])
-	clear(p.committed[view])
+	p.mu.Lock()
+	clear(p.parts[view])
+	p.mu.Unlock()
 
 	e := p.engines[view]
 	x := p.extract[view]
@@ -146,7 +149,9 @@ func (p *Processor) Backfill(ctx context.Context, view string, maxWait time.Dura
 	if err := p.store.SetCut(ctx, v, cut); err != nil {
 		return rep, err
 	}
+	p.mu.Lock()
 	p.cuts[view] = cut
+	p.mu.Unlock()
 	rep.Entities = len(states)
 	rep.Elapsed = time.Since(start)
 	p.log.Info("backfill done", zap.String("view", view), zap.Int("events", rep.Events), zap.Int("entities", rep.Entities),

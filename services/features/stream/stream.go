@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
@@ -29,16 +30,16 @@ import (
 
 // Processor applies event batches to the views of a catalog.
 type Processor struct {
-	// cache holds decoded states this process committed last, per view, so a hot entity is
-	// not read back and decoded for every batch. An entry is trusted only while its
-	// partition's stored offset is still the one this process committed (see applyView).
-	cache map[string]map[string]cached
-	// Per view: a lock a backfill takes to stop live application, the newest ingestion time
-	// applied, and the backfill cut below which live events are already in the state.
-	locks       map[string]*sync.Mutex
+	// Per view: a lock a backfill takes (exclusively) to stop live application; partitions
+	// apply concurrently under its read side.
+	locks map[string]*sync.RWMutex
+	mu    sync.Mutex // guards the maps below (not the partState contents)
+	// Per view and partition: decoded states this process committed last (see partState).
+	parts map[string]map[online.Partition]*partState
+	// Per view: the newest ingestion time applied, and the backfill cut below which live
+	// events are already in the state (absent until read from Redis).
 	maxIngested map[string]int64
 	cuts        map[string]int64
-	committed   map[string]map[online.Partition]int64
 	catalog     *views.Catalog
 	engines     map[string]*agg.Engine
 	extract     map[string]*extract.Extractor
@@ -65,8 +66,8 @@ type metrics struct {
 // New returns a processor.
 func New(cat *views.Catalog, store *online.Store, conn driver.Conn, stats *chx.Rollup, reg prometheus.Registerer, log *zap.Logger) (*Processor, error) {
 	p := &Processor{catalog: cat, engines: map[string]*agg.Engine{}, extract: map[string]*extract.Extractor{},
-		locks: map[string]*sync.Mutex{}, maxIngested: map[string]int64{}, cuts: map[string]int64{},
-		cache: map[string]map[string]cached{}, committed: map[string]map[online.Partition]int64{},
+		locks: map[string]*sync.RWMutex{}, maxIngested: map[string]int64{}, cuts: map[string]int64{},
+		parts: map[string]map[online.Partition]*partState{},
 		store: store, conn: conn, stats: stats, log: log.Named("stream"),
 		m: metrics{
 			applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_features_updates_total",
@@ -89,9 +90,8 @@ func New(cat *views.Catalog, store *online.Store, conn driver.Conn, stats *chx.R
 		v, _ := cat.Get(n)
 		p.engines[n] = agg.NewEngine(v)
 		p.extract[n] = extract.New(v)
-		p.cache[n] = map[string]cached{}
-		p.locks[n] = &sync.Mutex{}
-		p.committed[n] = map[online.Partition]int64{}
+		p.locks[n] = &sync.RWMutex{}
+		p.parts[n] = map[online.Partition]*partState{}
 	}
 	return p, nil
 }
@@ -106,108 +106,122 @@ func (p *Processor) Topics() []string {
 }
 
 // Handle is the kafkax handler.
+// Handle is the kafkax handler. Each view's partitions are applied concurrently: their
+// entities are disjoint, and each has its own offsets, states and commit.
 func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
 	envelopes := make([]schemas.Event, len(batch))
+	byPart := map[online.Partition][]int{}
+	var order []online.Partition
 	for i, m := range batch {
 		if err := json.Unmarshal(m.Value, &envelopes[i]); err != nil {
 			return fmt.Errorf("decode envelope at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
 		}
+		part := online.Partition{Topic: m.Topic, Partition: m.Partition}
+		if _, ok := byPart[part]; !ok {
+			order = append(order, part)
+		}
+		byPart[part] = append(byPart[part], i)
 	}
 	for _, name := range p.catalog.Names() {
 		v, _ := p.catalog.Get(name)
-		for attempt := 0; ; attempt++ {
-			err := p.applyView(ctx, v, batch, envelopes)
-			if err == nil {
-				break
+		cut, err := p.cut(ctx, v)
+		if err != nil {
+			return kafkax.Transient(err)
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		for _, part := range order {
+			if stream, _ := schemas.StreamOf(part.Topic); stream != v.Source {
+				continue
 			}
-			if errors.Is(err, online.ErrOffsetMoved) && attempt < 3 {
-				continue // reload: the other writer's states and offsets decide what is left
-			}
+			g.Go(func() error {
+				for attempt := 0; ; attempt++ {
+					err := p.applyPartition(gctx, v, part, cut, batch, envelopes, byPart[part])
+					if err == nil || !errors.Is(err, online.ErrOffsetMoved) || attempt >= 3 {
+						return err
+					}
+					// reload: the other writer's states and offsets decide what is left
+				}
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return kafkax.Transient(err)
 		}
 	}
 	return nil
 }
 
-// maxCachedStates bounds the decoded-state cache per view; past it the cache starts over.
-const maxCachedStates = 200_000
-
-type cached struct {
-	state *agg.State
-	part  online.Partition
+// cut returns the view's backfill cut, reading it from Redis the first time.
+func (p *Processor) cut(ctx context.Context, v *views.View) (int64, error) {
+	p.mu.Lock()
+	cut, loaded := p.cuts[v.Name]
+	p.mu.Unlock()
+	if loaded {
+		return cut, nil
+	}
+	cut, err := p.store.Cut(ctx, v)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.cuts[v.Name] = cut
+	p.mu.Unlock()
+	return cut, nil
 }
 
-type entityBatch struct {
-	part   online.Partition
-	events []agg.Event
-	ids    []string
+// partState is one partition's decoded-state cache for one view, used by one goroutine at a
+// time. Its entries are trusted only while the partition's stored offset is still the one
+// this process committed.
+type partState struct {
+	cache     map[string]*agg.State
+	committed int64
+	valid     bool
 }
 
-func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.Message, envelopes []schemas.Event) error {
-	p.locks[v.Name].Lock()
-	defer p.locks[v.Name].Unlock()
-	if _, loaded := p.cuts[v.Name]; !loaded {
-		cut, err := p.store.Cut(ctx, v)
-		if err != nil {
-			return err
-		}
-		p.cuts[v.Name] = cut
+func (p *Processor) partState(view string, part online.Partition) *partState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ps := p.parts[view][part]
+	if ps == nil {
+		ps = &partState{cache: map[string]*agg.State{}}
+		p.parts[view][part] = ps
 	}
-	cut := p.cuts[v.Name]
-	// Which partitions does this batch touch, and where do they stand?
-	var parts []online.Partition
-	index := map[online.Partition]int{}
-	for _, m := range batch {
-		stream, _ := schemas.StreamOf(m.Topic)
-		if stream != v.Source {
-			continue
-		}
-		key := online.Partition{Topic: m.Topic, Partition: m.Partition}
-		if _, ok := index[key]; !ok {
-			index[key] = len(parts)
-			parts = append(parts, key)
-		}
-	}
-	if len(parts) == 0 {
-		return nil
-	}
-	applied, err := p.store.Offsets(ctx, v, parts)
+	return ps
+}
+
+func (p *Processor) applyPartition(ctx context.Context, v *views.View, part online.Partition, cut int64,
+	batch []kafka.Message, envelopes []schemas.Event, idx []int) error {
+	p.locks[v.Name].RLock()
+	defer p.locks[v.Name].RUnlock()
+	parts := []online.Partition{part}
+	offsets, err := p.store.Offsets(ctx, v, parts)
 	if err != nil {
 		return err
 	}
-	cache := p.cache[v.Name]
-	for i, part := range parts {
-		if last, ok := p.committed[v.Name][part]; ok && last != applied[i] {
-			// Someone else wrote this partition since we did: forget its cached states.
-			for entity, c := range cache {
-				if c.part == part {
-					delete(cache, entity)
-				}
-			}
-			delete(p.committed[v.Name], part)
-		}
+	applied := offsets[0]
+	ps := p.partState(v.Name, part)
+	if ps.valid && ps.committed != applied {
+		// Someone else wrote this partition since we did: forget its cached states.
+		clear(ps.cache)
+		ps.valid = false
 	}
-	next := append([]int64(nil), applied...)
+	next := applied
 
 	byEntity := map[string]*entityBatch{}
 	var order []string
+	var maxIngested int64
 	x := p.extract[v.Name]
-	for i, m := range batch {
-		stream, _ := schemas.StreamOf(m.Topic)
-		if stream != v.Source {
-			continue
-		}
-		pi := index[online.Partition{Topic: m.Topic, Partition: m.Partition}]
-		if m.Offset <= applied[pi] {
+	for _, i := range idx {
+		m := batch[i]
+		if m.Offset <= applied {
 			p.m.skipped.WithLabelValues(v.Name).Inc()
 			continue
 		}
-		next[pi] = max(next[pi], m.Offset)
+		next = max(next, m.Offset)
 		ingested := envelopes[i].IngestedAt.UnixMilli()
 		if ingested <= cut {
 			continue // a backfill already put it in the state
 		}
-		p.maxIngested[v.Name] = max(p.maxIngested[v.Name], ingested)
+		maxIngested = max(maxIngested, ingested)
 		entity, vals, err := x.Extract(envelopes[i].Data)
 		if err != nil {
 			p.m.bad.WithLabelValues(v.Name).Inc()
@@ -215,18 +229,21 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 		}
 		eb := byEntity[entity]
 		if eb == nil {
-			eb = &entityBatch{part: online.Partition{Topic: m.Topic, Partition: m.Partition}}
+			eb = &entityBatch{}
 			byEntity[entity] = eb
 			order = append(order, entity)
 		}
 		eb.events = append(eb.events, agg.Event{Time: envelopes[i].EventTime.UnixMilli(), Vals: vals})
 		eb.ids = append(eb.ids, envelopes[i].EventID)
 	}
+	p.mu.Lock()
+	p.maxIngested[v.Name] = max(p.maxIngested[v.Name], maxIngested)
+	p.mu.Unlock()
 
 	e := p.engines[v.Name]
 	var missing []string
 	for _, entity := range order {
-		if _, ok := cache[entity]; !ok {
+		if _, ok := ps.cache[entity]; !ok {
 			missing = append(missing, entity)
 		}
 	}
@@ -244,7 +261,7 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 	states := make([]*agg.State, len(order))
 	var newest int64
 	for i, entity := range order {
-		st := cache[entity].state
+		st := ps.cache[entity]
 		if st == nil {
 			st = e.NewState()
 			if blob := loaded[entity]; blob != nil {
@@ -277,33 +294,38 @@ func (p *Processor) applyView(ctx context.Context, v *views.View, batch []kafka.
 	// sequence numbers and the offline rows collapse; the reverse order could lose them.
 	forget := func() {
 		for _, entity := range order {
-			delete(cache, entity)
+			delete(ps.cache, entity)
 		}
-		for _, part := range parts {
-			delete(p.committed[v.Name], part)
-		}
+		ps.valid = false
 	}
 	if err := offline.Write(ctx, p.conn, v, updates); err != nil {
 		forget()
 		return err
 	}
-	if err := p.store.Commit(ctx, v, parts, applied, next, order, newBlobs); err != nil {
+	if err := p.store.Commit(ctx, v, parts, []int64{applied}, []int64{next}, order, newBlobs); err != nil {
 		forget()
 		return err
 	}
-	if len(cache)+len(order) > maxCachedStates {
-		clear(cache)
+	if len(ps.cache)+len(order) > maxCachedStates {
+		clear(ps.cache)
 	}
 	for i, entity := range order {
-		cache[entity] = cached{state: states[i], part: byEntity[entity].part}
+		ps.cache[entity] = states[i]
 	}
-	for i, part := range parts {
-		p.committed[v.Name][part] = next[i]
-	}
+	ps.committed, ps.valid = next, true
 	p.m.applied.WithLabelValues(v.Name).Add(float64(len(updates)))
 	p.stats.Add([]string{v.Name}, []uint64{uint64(len(updates)), uint64(late), 0, 0, 0}, []int64{newest})
 	if newest > 0 {
 		p.m.lastEvent.WithLabelValues(v.Name).Set(float64(newest) / 1000)
 	}
 	return nil
+}
+
+// maxCachedStates bounds the decoded-state cache per view and partition; past it the cache
+// starts over.
+const maxCachedStates = 100_000
+
+type entityBatch struct {
+	events []agg.Event
+	ids    []string
 }
