@@ -246,3 +246,26 @@ func BenchmarkRead(b *testing.B) {
 		e.ReadInto(s, s.Watermark, out)
 	}
 }
+
+// FuzzDecode: no blob, however broken, crashes the decoder or yields a state reads choke on.
+func FuzzDecode(f *testing.F) {
+	e := engine(f)
+	s := e.NewState()
+	for i := range 30 {
+		e.Apply(s, event(base+int64(i)*90_000, float64(i), fmt.Sprint("m", i%4), "DE", i%2 == 0))
+	}
+	f.Add(e.Encode(nil, s))
+	f.Add(e.Encode(nil, e.NewState()))
+	f.Add([]byte{1, 0, 0})
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		st, err := e.Decode(blob)
+		if err != nil {
+			return
+		}
+		e.Read(st, st.Watermark)
+		e.Apply(st, event(st.Watermark, 1, "m", "DE", false))
+		if _, err := e.Decode(e.Encode(nil, st)); err != nil {
+			t.Fatalf("a decoded state does not survive a round trip: %v", err)
+		}
+	})
+}

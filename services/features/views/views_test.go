@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flywheel-ml/flywheel/schemas"
 	"github.com/flywheel-ml/flywheel/services/features/views"
@@ -61,4 +62,26 @@ func TestRejectsBadDefinitions(t *testing.T) {
 			t.Errorf("%s: want an error", name)
 		}
 	}
+}
+
+// FuzzParse: definitions either parse into a usable view or fail with an error, never panic.
+func FuzzParse(f *testing.F) {
+	raw, _ := os.ReadFile("../testdata/bench/card_wide.yaml")
+	f.Add(raw)
+	f.Add([]byte("name: v\nentities: [k]\nsource: s\nttl: 1d\nfeatures:\n  - {name: c, agg: count, window: 1h, default: 0}\n"))
+	f.Add([]byte("name: [\n"))
+	f.Fuzz(func(t *testing.T, def []byte) {
+		v, err := views.Parse(def)
+		if err != nil {
+			return
+		}
+		if v.Version == "" || len(v.Features) == 0 || len(v.Entities) == 0 {
+			t.Fatalf("a parsed view lacks its version, features or entities: %+v", v)
+		}
+		for _, f := range v.Features {
+			if views.Windowed(f.Agg) && (f.Tile <= 0 || time.Duration(f.Window)%f.Tile != 0) {
+				t.Fatalf("windowed feature %s without a dividing tile", f.Name)
+			}
+		}
+	})
 }
