@@ -2,6 +2,7 @@ package agg
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -66,6 +67,7 @@ func (e *Engine) ReadInto(s *State, t int64, out []Result) {
 		}
 		return
 	}
+	var memo []cellMemo // features sharing a cell and window (sum, avg, max of amount/24h) read it once
 	for i, f := range e.View.Features {
 		var r Result
 		switch f.Agg {
@@ -74,7 +76,7 @@ func (e *Engine) ReadInto(s *State, t int64, out []Result) {
 		case views.Last:
 			r = e.readLast(s, i, t, time.Duration(f.Window).Milliseconds())
 		default:
-			r = e.readWindowed(s, i, t)
+			r = e.readWindowed(s, i, t, &memo)
 		}
 		r.EventTime = latest
 		out[i] = r
@@ -94,25 +96,42 @@ func (e *Engine) latestAtOrBefore(s *State, t int64) int64 {
 	return latest
 }
 
-func (e *Engine) readWindowed(s *State, i int, t int64) Result {
+type cellMemo struct {
+	res, cell int
+	window    int64
+	c         Cell
+}
+
+func (e *Engine) readWindowed(s *State, i int, t int64, memo *[]cellMemo) Result {
 	f := e.View.Features[i]
 	r := e.res[i]
-	own := floorDiv(t, e.Sizes[r]) * e.Sizes[r]
-	from := own - time.Duration(f.Window).Milliseconds() + e.Sizes[r]
+	window := time.Duration(f.Window).Milliseconds()
 	var c Cell
-	// The body of the window: whole tiles of the feature's own size.
-	e.mergeTiles(&c, s.Tiles[r], e.cellAt[r][i], from, own)
-	// The read time's own tile, from ever finer tiles...
-	for j := r - 1; j >= 0; j-- {
-		finer := floorDiv(t, e.Sizes[j]) * e.Sizes[j]
-		e.mergeTiles(&c, s.Tiles[j], e.cellAt[j][i], own, finer)
-		own = finer
-	}
-	// ...and the raw events of the finest tile, up to t.
-	for _, ev := range s.Head {
-		if ev.Time >= own && ev.Time <= t && ev.Vals[i].Kind == Num {
-			c.add(ev.Vals[i].Num)
+	found := false
+	for _, m := range *memo {
+		if m.res == r && m.cell == e.cellAt[r][i] && m.window == window {
+			c, found = m.c, true
+			break
 		}
+	}
+	if !found {
+		own := floorDiv(t, e.Sizes[r]) * e.Sizes[r]
+		from := own - window + e.Sizes[r]
+		// The body of the window: whole tiles of the feature's own size.
+		e.mergeTiles(&c, s.Tiles[r], e.cellAt[r][i], from, own)
+		// The read time's own tile, from ever finer tiles...
+		for j := r - 1; j >= 0; j-- {
+			finer := floorDiv(t, e.Sizes[j]) * e.Sizes[j]
+			e.mergeTiles(&c, s.Tiles[j], e.cellAt[j][i], own, finer)
+			own = finer
+		}
+		// ...and the raw events of the finest tile, up to t.
+		for _, ev := range s.Head {
+			if ev.Time >= own && ev.Time <= t && ev.Vals[i].Kind == Num {
+				c.add(ev.Vals[i].Num)
+			}
+		}
+		*memo = append(*memo, cellMemo{res: r, cell: e.cellAt[r][i], window: window, c: c})
 	}
 	switch f.Agg {
 	case views.Count:
@@ -145,18 +164,29 @@ func (e *Engine) mergeTiles(c *Cell, tiles []Tile, ci int, from, to int64) {
 }
 
 func (e *Engine) readDistinct(s *State, i int, t, window int64) Result {
-	seen := map[string]struct{}{}
-	for k, sg := range s.Distinct[i] {
+	// Distinct holds one latest sighting per value, so its values in the window count
+	// directly; a value seen only in Head counts once unless Distinct already counted it.
+	n := 0
+	for _, sg := range s.Distinct[i] {
 		if sg.Time > t-window && sg.Time <= t {
-			seen[k] = struct{}{}
+			n++
 		}
 	}
+	var seen []string // Head is a minute or so of events: a slice beats a map
 	for _, ev := range s.Head {
-		if v := ev.Vals[i]; v.Kind != None && ev.Time > t-window && ev.Time <= t {
-			seen[distinctKey(v)] = struct{}{}
+		v := ev.Vals[i]
+		if v.Kind == None || ev.Time <= t-window || ev.Time > t {
+			continue
+		}
+		k := distinctKey(v)
+		if sg, ok := s.Distinct[i][k]; ok && sg.Time > t-window && sg.Time <= t {
+			continue
+		}
+		if !slices.Contains(seen, k) {
+			seen = append(seen, k)
 		}
 	}
-	return Result{Value: float64(len(seen))}
+	return Result{Value: float64(n + len(seen))}
 }
 
 func (e *Engine) readLast(s *State, i int, t, window int64) Result {

@@ -1,9 +1,11 @@
 package online
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flywheel-ml/flywheel/services/features/agg"
@@ -15,11 +17,25 @@ type Reader struct {
 	store   *Store
 	catalog *views.Catalog
 	engines map[string]*agg.Engine
+
+	// decoded keeps recently read states with the blob they came from: an entity whose blob
+	// is unchanged since the last lookup is not decoded again. Reads never modify a state, so
+	// cached states are shared between concurrent lookups.
+	mu      sync.Mutex
+	decoded map[string]decodedState
 }
+
+type decodedState struct {
+	blob  []byte
+	state *agg.State
+}
+
+// maxDecoded bounds the decoded-state cache; past it the cache starts over.
+const maxDecoded = 20_000
 
 // NewReader returns a reader over the views of cat.
 func NewReader(store *Store, cat *views.Catalog) *Reader {
-	r := &Reader{store: store, catalog: cat, engines: map[string]*agg.Engine{}}
+	r := &Reader{store: store, catalog: cat, engines: map[string]*agg.Engine{}, decoded: map[string]decodedState{}}
 	for _, n := range cat.Names() {
 		v, _ := cat.Get(n)
 		r.engines[n] = agg.NewEngine(v)
@@ -82,6 +98,31 @@ func ValueOf(v *views.View, i int, res agg.Result) Value {
 	return out
 }
 
+// state decodes blob, or returns the state decoded from the same blob before.
+func (r *Reader) state(e *agg.Engine, entity string, blob []byte) (*agg.State, error) {
+	if blob == nil {
+		return nil, nil
+	}
+	key := e.View.Name + "\x00" + entity
+	r.mu.Lock()
+	c, ok := r.decoded[key]
+	r.mu.Unlock()
+	if ok && bytes.Equal(c.blob, blob) {
+		return c.state, nil
+	}
+	st, err := e.Decode(blob)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if len(r.decoded) >= maxDecoded {
+		clear(r.decoded)
+	}
+	r.decoded[key] = decodedState{blob: blob, state: st}
+	r.mu.Unlock()
+	return st, nil
+}
+
 // Engine returns the aggregation engine of a view.
 func (r *Reader) Engine(view string) *agg.Engine { return r.engines[view] }
 
@@ -109,11 +150,9 @@ func (r *Reader) Lookup(ctx context.Context, refs []Ref, entities []string, at t
 		}
 		results := make([]agg.Result, len(e.View.Features))
 		for ei, blob := range blobs {
-			var st *agg.State
-			if blob != nil {
-				if st, err = e.Decode(blob); err != nil {
-					return nil, fmt.Errorf("state of %s in %s: %w", entities[ei], name, err)
-				}
+			st, err := r.state(e, entities[ei], blob)
+			if err != nil {
+				return nil, fmt.Errorf("state of %s in %s: %w", entities[ei], name, err)
 			}
 			e.ReadInto(st, t, results)
 			stale := !e.Exact(st, t)
