@@ -124,10 +124,6 @@ func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	for _, name := range p.catalog.Names() {
 		v, _ := p.catalog.Get(name)
-		cut, err := p.cut(ctx, v)
-		if err != nil {
-			return kafkax.Transient(err)
-		}
 		g, gctx := errgroup.WithContext(ctx)
 		for _, part := range order {
 			if stream, _ := schemas.StreamOf(part.Topic); stream != v.Source {
@@ -135,7 +131,7 @@ func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
 			}
 			g.Go(func() error {
 				for attempt := 0; ; attempt++ {
-					err := p.applyPartition(gctx, v, part, cut, batch, envelopes, byPart[part])
+					err := p.applyPartition(gctx, v, part, batch, envelopes, byPart[part])
 					if err == nil || !errors.Is(err, online.ErrOffsetMoved) || attempt >= 3 {
 						return err
 					}
@@ -188,10 +184,15 @@ func (p *Processor) partState(view string, part online.Partition) *partState {
 	return ps
 }
 
-func (p *Processor) applyPartition(ctx context.Context, v *views.View, part online.Partition, cut int64,
+func (p *Processor) applyPartition(ctx context.Context, v *views.View, part online.Partition,
 	batch []kafka.Message, envelopes []schemas.Event, idx []int) error {
 	p.locks[v.Name].RLock()
 	defer p.locks[v.Name].RUnlock()
+	// Read the cut under the lock: a backfill that just finished may have moved it.
+	cut, err := p.cut(ctx, v)
+	if err != nil {
+		return err
+	}
 	parts := []online.Partition{part}
 	offsets, err := p.store.Offsets(ctx, v, parts)
 	if err != nil {
