@@ -3,13 +3,15 @@
 package extract
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
-	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/flywheel-ml/flywheel/services/features/agg"
 	"github.com/flywheel-ml/flywheel/services/features/views"
@@ -20,20 +22,88 @@ var ErrNoEntity = errors.New("event lacks a join key")
 
 // Extractor reads one view's inputs.
 type Extractor struct {
-	view *views.View
+	view   *views.View
+	needed map[string]bool // top-level fields the view reads: join keys, inputs, filters
+	pool   sync.Pool       // *scanner
+}
+
+type scanner struct {
+	dec jsontext.Decoder
+	rd  bytes.Reader
+	buf []byte
 }
 
 // New returns an extractor for v.
-func New(v *views.View) *Extractor { return &Extractor{view: v} }
+func New(v *views.View) *Extractor {
+	x := &Extractor{view: v, needed: map[string]bool{}}
+	for _, k := range v.Entities {
+		x.needed[k] = true
+	}
+	for _, f := range v.Features {
+		if f.Field != "" {
+			x.needed[f.Field] = true
+		}
+		if f.Filter != nil {
+			x.needed[f.Filter.Field] = true
+		}
+	}
+	x.pool.New = func() any { return new(scanner) }
+	return x
+}
 
 // EntityKey joins join-key values with "|" (one key: the value itself).
 func EntityKey(values []string) string { return strings.Join(values, "|") }
 
-// Extract decodes data and returns the entity key and the feature inputs.
+// Extract reads the fields the view needs from data (a JSON object) and returns the entity
+// key and the feature inputs. It scans the object's tokens and decodes only those fields.
 func (x *Extractor) Extract(data []byte) (string, []agg.Value, error) {
-	var obj map[string]any
-	if err := json.Unmarshal(data, &obj); err != nil {
-		return "", nil, fmt.Errorf("decode event data: %w", err)
+	s := x.pool.Get().(*scanner)
+	defer x.pool.Put(s)
+	s.rd.Reset(data)
+	s.dec.Reset(&s.rd)
+	if tok, err := s.dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return "", nil, fmt.Errorf("decode event data: not a JSON object")
+	}
+	obj := make(map[string]any, len(x.needed))
+	for s.dec.PeekKind() != '}' {
+		name, err := s.dec.ReadValue()
+		if err != nil {
+			return "", nil, fmt.Errorf("decode event data: %w", err)
+		}
+		if s.buf, err = jsontext.AppendUnquote(s.buf[:0], name); err != nil {
+			return "", nil, fmt.Errorf("decode event data: %w", err)
+		}
+		if !x.needed[string(s.buf)] {
+			if _, err := s.dec.ReadValue(); err != nil {
+				return "", nil, fmt.Errorf("decode event data: %w", err)
+			}
+			continue
+		}
+		key := string(s.buf)
+		switch s.dec.PeekKind() {
+		case '{', '[':
+			if _, err := s.dec.ReadValue(); err != nil {
+				return "", nil, fmt.Errorf("decode event data: %w", err)
+			}
+			obj[key] = struct{}{} // present but not a scalar: no feature takes it
+		default:
+			tok, err := s.dec.ReadToken()
+			if err != nil {
+				return "", nil, fmt.Errorf("decode event data: %w", err)
+			}
+			switch tok.Kind() {
+			case '"':
+				obj[key] = tok.String()
+			case '0':
+				f, err := tok.Float()
+				if err != nil {
+					return "", nil, fmt.Errorf("decode event data: %s: %w", key, err)
+				}
+				obj[key] = f
+			case 't', 'f':
+				obj[key] = tok.Bool()
+			}
+		}
 	}
 	return x.FromMap(obj)
 }
