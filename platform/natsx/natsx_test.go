@@ -34,8 +34,8 @@ func TestKVRevisionConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Update(ctx, "model.fraud", []byte(`{"latest":2}`), rev); !errors.Is(err, jetstream.ErrKeyExists) {
-		t.Fatalf("stale revision must fail with ErrKeyExists, got %v", err)
+	if _, err := kv.Update(ctx, "model.fraud", []byte(`{"latest":2}`), rev); !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		t.Fatalf("stale revision must fail with ErrKeyRevisionMismatch, got %v", err)
 	}
 	e, err := kv.Get(ctx, "model.fraud")
 	if err != nil || e.Revision() != next || string(e.Value()) != `{"latest":2}` {

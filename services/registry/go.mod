@@ -2,7 +2,10 @@ module github.com/flywheel-ml/flywheel/services/registry
 
 go 1.26.0
 
-require github.com/flywheel-ml/flywheel/platform v0.0.0
+require (
+	github.com/flywheel-ml/flywheel/platform v0.0.0
+	github.com/nats-io/nats.go v1.55.0
+)
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
@@ -16,7 +19,6 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/pandatix/go-abnf v0.5.3 // indirect
