@@ -115,13 +115,26 @@ const (
 	RegistryModelCreated   RegistryEventType = "model_created"
 	RegistryModelDeleted   RegistryEventType = "model_deleted"
 	RegistryVersionUpdated RegistryEventType = "version_updated"
+	RegistryVersionDeleted RegistryEventType = "version_deleted"
+	RegistryModelRenamed   RegistryEventType = "model_renamed"
+
+	RegistryExperimentCreated RegistryEventType = "experiment_created"
+	RegistryExperimentUpdated RegistryEventType = "experiment_updated"
+	RegistryRunCreated        RegistryEventType = "run_created"
+	RegistryRunUpdated        RegistryEventType = "run_updated"
+	RegistryRunDeleted        RegistryEventType = "run_deleted"
+	RegistryRunRestored       RegistryEventType = "run_restored"
 )
 
-// RegistryEvent is a change on the registry topic, keyed by model name.
+// RegistryEvent is a change on the registry topic, keyed by model name (or experiment id
+// for experiment and run changes).
 type RegistryEvent struct {
 	ID              string            `json:"id"`
 	Type            RegistryEventType `json:"type"`
-	Model           string            `json:"model"`
+	Model           string            `json:"model,omitempty"`
+	ExperimentID    string            `json:"experiment_id,omitempty"`
+	RunID           string            `json:"run_id,omitempty"`
+	Status          string            `json:"status,omitempty"`
 	Version         int               `json:"version,omitempty"`
 	Alias           string            `json:"alias,omitempty"`
 	PreviousVersion int               `json:"previous_version,omitempty"`
