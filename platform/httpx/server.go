@@ -120,6 +120,37 @@ func (s *Server) AddCheck(name string, check Check) {
 	s.checks[name] = check
 }
 
+// Authorize checks that the request's bearer token grants scope; the 401 or 403 *Error to
+// answer when it does not.
+func (s *Server) Authorize(r *http.Request, scope string) *Error {
+	status, ok := s.tokens.Allow(r, scope)
+	if ok {
+		return nil
+	}
+	code, msg := "unauthenticated", "a bearer token is required"
+	if status == http.StatusForbidden {
+		code, msg = "forbidden", "the token lacks the "+scope+" scope"
+	} else if r.Header.Get("Authorization") != "" {
+		msg = "the bearer token is not known"
+	}
+	return &Error{Status: status, Code: code, Message: msg}
+}
+
+// HandleRaw registers h for pattern without the server's token check and body limit, for
+// handlers that apply their own: MLflow-shaped auth errors, streamed artifact uploads. Errors
+// h returns are still logged and written.
+func (s *Server) HandleRaw(pattern string, h HandlerFunc) {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			var he *Error
+			if !errors.As(err, &he) || he.Status >= 500 {
+				s.log.Error("request failed", zap.String("route", r.Pattern), zap.Error(err))
+			}
+			WriteError(w, err)
+		}
+	}))
+}
+
 // Handle registers h for pattern ("POST /v1/things/{id}"), requiring scope ("" for none).
 func (s *Server) Handle(pattern, scope string, h HandlerFunc) {
 	s.mux.Handle(pattern, s.authorize(scope, h))
@@ -127,14 +158,8 @@ func (s *Server) Handle(pattern, scope string, h HandlerFunc) {
 
 func (s *Server) authorize(scope string, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if status, ok := s.tokens.Allow(r, scope); !ok {
-			code, msg := "unauthenticated", "a bearer token is required"
-			if status == http.StatusForbidden {
-				code, msg = "forbidden", "the token lacks the "+scope+" scope"
-			} else if r.Header.Get("Authorization") != "" {
-				msg = "the bearer token is not known"
-			}
-			WriteError(w, &Error{Status: status, Code: code, Message: msg})
+		if err := s.Authorize(r, scope); err != nil {
+			WriteError(w, err)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)

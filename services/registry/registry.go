@@ -1,4 +1,6 @@
-// Package registry is the registry service. Stores experiments, runs, models, versions, aliases and lineage (MLflow REST API).
+// Package registry is the registry service: MLflow-compatible experiments, runs, registered
+// models, versions and aliases on NATS JetStream, artifacts in the JetStream object store,
+// metric history and runs search in ClickHouse, lineage and audited promotions.
 package registry
 
 import (
@@ -11,6 +13,12 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/platform/logging"
 	"github.com/flywheel-ml/flywheel/platform/natsx"
+	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/services/registry/artifacts"
+	"github.com/flywheel-ml/flywheel/services/registry/events"
+	"github.com/flywheel-ml/flywheel/services/registry/httpapi"
+	"github.com/flywheel-ml/flywheel/services/registry/runindex"
+	"github.com/flywheel-ml/flywheel/services/registry/store"
 )
 
 // Config is everything the service reads from FLYWHEEL_* variables and flags.
@@ -21,6 +29,21 @@ type Config struct {
 	Kafka      kafkax.Config
 	ClickHouse chx.Config
 	NATS       natsx.Config
+	Registry   Settings `prefix:"REGISTRY_"`
+}
+
+// Settings are the registry's own.
+type Settings struct {
+	Prefix           string `env:"PREFIX" usage:"prefix of the registry's JetStream buckets, streams and subjects (one registry deployment per prefix)"`
+	MaxArtifactBytes int64  `env:"MAX_ARTIFACT_BYTES" default:"1073741824" usage:"largest artifact accepted"`
+}
+
+// Validate checks the settings.
+func (s Settings) Validate() error {
+	if s.MaxArtifactBytes <= 0 {
+		return fmt.Errorf("FLYWHEEL_REGISTRY_MAX_ARTIFACT_BYTES must be positive, got %d", s.MaxArtifactBytes)
+	}
+	return nil
 }
 
 // Run starts the service and blocks until ctx is cancelled and it has shut down.
@@ -29,14 +52,40 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := rt.Kafka(ctx, cfg.Kafka); err != nil {
+	_, producer, err := rt.Kafka(ctx, cfg.Kafka, schemas.TopicRegistry)
+	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	if _, err := rt.ClickHouse(ctx, cfg.ClickHouse); err != nil {
+	conn, err := rt.ClickHouse(ctx, cfg.ClickHouse)
+	if err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
 	}
-	if _, err := rt.NATS(ctx, cfg.NATS, "flywheel-registry"); err != nil {
+	nc, err := rt.NATS(ctx, cfg.NATS, "flywheel-registry")
+	if err != nil {
 		return fmt.Errorf("nats: %w", err)
+	}
+	prefix := cfg.Registry.Prefix
+	publisher := events.New(producer, nc.NC, prefix, rt.Log.Named("events"), rt.Registry)
+	st, err := store.Open(ctx, nc.JS, prefix, store.WithNotifier(publisher))
+	if err != nil {
+		return fmt.Errorf("open registry store: %w", err)
+	}
+	arts, err := artifacts.Open(ctx, nc.JS, prefix+"ARTIFACTS", artifacts.Limits{MaxObjectBytes: cfg.Registry.MaxArtifactBytes})
+	if err != nil {
+		return fmt.Errorf("open artifact store: %w", err)
+	}
+	runs := runindex.NewRuns(st.RunsKV(), conn, rt.Log.Named("runindex"))
+	metrics := runindex.NewMetrics(nc.JS, st.MetricsStream(), prefix+"registry-metric-history", conn, rt.Log.Named("metrics"))
+	rt.Group.Go("events", publisher.Run)
+	rt.Group.Go("runs index", runs.Run)
+	rt.Group.Go("metric history", metrics.Run)
+
+	api := httpapi.New(st, runs, metrics, conn, rt.Log, cfg.HTTP.MaxBodyBytes)
+	api.Register(rt.HTTP)
+	for _, route := range artifacts.Routes(arts, rt.Log) {
+		// Artifacts stream past the JSON body limit (Put enforces MaxArtifactBytes itself)
+		// and answer auth errors in MLflow's shape.
+		rt.HTTP.HandleRaw(route.Pattern, api.Authorized(route.Scope, route.Handler))
 	}
 	return rt.Run(ctx)
 }

@@ -36,6 +36,7 @@ func New(stdout, stderr io.Writer, lookup config.LookupFunc) *cobra.Command {
 	root.AddCommand(schemasCommand(lookup))
 	root.AddCommand(benchCommand(lookup))
 	root.AddCommand(featuresCommand())
+	root.AddCommand(registryCommands(lookup)...)
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the build's module version and VCS revision",

@@ -186,4 +186,3 @@ func (s *Store) modelByID(ctx context.Context, id string) (Model, error) {
 	m, _, err := getJSON[Model](ctx, s.models, modelKey(id), "registered model "+id)
 	return m, err
 }
-

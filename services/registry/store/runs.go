@@ -111,6 +111,9 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (Run, error) {
 		r.Tags = map[string]string{}
 	}
 	r.Tags[RunNameTag] = r.Name
+	if r.UserID == "" {
+		r.UserID = r.Tags["mlflow.user"]
+	}
 	r.ID = newID()
 	r.Status, r.LifecycleStage = "RUNNING", StageActive
 	if r.StartTime == 0 {

@@ -118,7 +118,7 @@ func (s *Store) AllVersions(ctx context.Context) ([]Version, error) {
 	for _, m := range models {
 		names[m.ID] = m.Name
 	}
-	vs, err := listJSON[Version](ctx, s.versions, "v.*", "model versions")
+	vs, err := listJSON[Version](ctx, s.versions, "v.>", "model versions")
 	if err != nil {
 		return nil, err
 	}

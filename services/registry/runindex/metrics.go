@@ -1,0 +1,129 @@
+package runindex
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/services/registry/store"
+)
+
+const historyTable = "registry_metric_history"
+
+var historyColumns = []string{"run_id", "key", "step", "timestamp", "value"}
+
+// Metrics moves metric points from the JetStream metrics stream into ClickHouse's
+// registry_metric_history, acknowledging the stream only after the insert: a crash replays
+// points, which collapse (the table's key is the whole point).
+type Metrics struct {
+	js       jetstream.JetStream
+	stream   string
+	consumer string
+	conn     driver.Conn
+	log      *zap.Logger
+	progress
+}
+
+// NewMetrics builds the metrics projection reading stream through the durable consumer.
+func NewMetrics(js jetstream.JetStream, stream, consumer string, conn driver.Conn, log *zap.Logger) *Metrics {
+	return &Metrics{js: js, stream: stream, consumer: consumer, conn: conn, log: log, progress: *newProgress()}
+}
+
+// WaitFor blocks until the projection includes stream sequence seq (at most timeout).
+func (p *Metrics) WaitFor(ctx context.Context, seq uint64, timeout time.Duration) error {
+	return p.wait(ctx, seq, timeout)
+}
+
+// Run projects until ctx ends.
+func (p *Metrics) Run(ctx context.Context) error {
+	c, err := p.js.CreateOrUpdateConsumer(ctx, p.stream, jetstream.ConsumerConfig{
+		Durable: p.consumer, AckPolicy: jetstream.AckAllPolicy, MaxAckPending: 4 * maxBatch,
+		AckWait: time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("metrics consumer: %w", err)
+	}
+	if info, err := c.Info(ctx); err == nil {
+		p.advance(info.AckFloor.Stream)
+	}
+	msgs := make(chan jetstream.Msg, maxBatch)
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(maxBatch))
+	if err != nil {
+		return fmt.Errorf("consume metrics: %w", err)
+	}
+	defer cc.Stop()
+	for {
+		var batch []jetstream.Msg
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			batch = append(batch, m)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		if err := p.apply(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (p *Metrics) apply(ctx context.Context, batch []jetstream.Msg) error {
+	var rows [][]any
+	for _, m := range batch {
+		var b store.MetricBatch
+		if err := json.Unmarshal(m.Data(), &b); err != nil {
+			p.log.Error("skip undecodable metric batch", zap.Error(err))
+			continue
+		}
+		for _, pt := range b.Metrics {
+			rows = append(rows, []any{b.RunID, pt.Key, pt.Step, pt.Timestamp, pt.Value})
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		err := chx.Insert(ctx, p.conn, historyTable, historyColumns, rows)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.Warn("metric history insert failed; retrying", zap.Int("points", len(rows)), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
+		}
+	}
+	last := batch[len(batch)-1]
+	if err := last.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		// Unacknowledged points are redelivered and collapse in ClickHouse.
+		p.log.Warn("ack metric batch", zap.Error(err))
+	}
+	if meta, err := last.Metadata(); err == nil {
+		p.advance(meta.Sequence.Stream)
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package runindex
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/services/registry/store"
+)
+
+const runsTable = "registry_runs"
+
+var runsColumns = []string{"experiment_id", "run_id", "run_name", "user_id", "status", "lifecycle_stage",
+	"start_time", "end_time", "artifact_uri", "metric_keys", "metric_values", "param_keys", "param_values",
+	"tag_keys", "tag_values", "revision", "doc"}
+
+// maxBatch bounds one ClickHouse insert; under load the projections batch up to it, idle they
+// insert each change at once so reads that wait for them wait little.
+const maxBatch = 5000
+
+// Runs projects every write of the runs bucket into ClickHouse's registry_runs, tagged with
+// its KV revision: the newest snapshot wins on merge and replays collapse. It resumes after
+// the highest revision already in ClickHouse.
+type Runs struct {
+	kv   jetstream.KeyValue
+	conn driver.Conn
+	log  *zap.Logger
+	progress
+}
+
+// NewRuns builds the runs projection.
+func NewRuns(kv jetstream.KeyValue, conn driver.Conn, log *zap.Logger) *Runs {
+	return &Runs{kv: kv, conn: conn, log: log, progress: *newProgress()}
+}
+
+// WaitFor blocks until the projection includes KV revision rev (at most timeout).
+func (p *Runs) WaitFor(ctx context.Context, rev uint64, timeout time.Duration) error {
+	return p.wait(ctx, rev, timeout)
+}
+
+// Run projects until ctx ends.
+func (p *Runs) Run(ctx context.Context) error {
+	var start uint64
+	if err := p.conn.QueryRow(ctx, "SELECT max(revision) FROM "+runsTable).Scan(&start); err != nil {
+		return fmt.Errorf("read runs index position: %w", err)
+	}
+	p.advance(start)
+	var opts []jetstream.WatchOpt
+	if start > 0 {
+		opts = append(opts, jetstream.ResumeFromRevision(start+1))
+	}
+	w, err := p.kv.WatchAll(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("watch runs: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		var rows [][]any
+		var last uint64
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("runs watcher closed")
+			}
+			rows, last = p.appendEntry(rows, last, e)
+		}
+	drain:
+		for len(rows) < maxBatch {
+			select {
+			case e, ok := <-w.Updates():
+				if !ok {
+					break drain
+				}
+				rows, last = p.appendEntry(rows, last, e)
+			default:
+				break drain
+			}
+		}
+		if err := p.insert(ctx, rows); err != nil {
+			return err
+		}
+		p.advance(last)
+	}
+}
+
+func (p *Runs) appendEntry(rows [][]any, last uint64, e jetstream.KeyValueEntry) ([][]any, uint64) {
+	if e == nil || e.Operation() != jetstream.KeyValuePut || len(e.Key()) < 2 || e.Key()[:2] != "r." {
+		return rows, last
+	}
+	var r store.Run
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		p.log.Error("skip undecodable run in the index", zap.String("key", e.Key()), zap.Error(err))
+		return rows, max(last, e.Revision())
+	}
+	return append(rows, runRow(r, e.Revision(), string(e.Value()))), max(last, e.Revision())
+}
+
+// insert writes rows, retrying until ClickHouse takes them or ctx ends: the watcher holds
+// the changes, and reads wait (bounded) rather than see a gap.
+func (p *Runs) insert(ctx context.Context, rows [][]any) error {
+	for attempt := 0; ; attempt++ {
+		err := chx.Insert(ctx, p.conn, runsTable, runsColumns, rows)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.log.Warn("runs index insert failed; retrying", zap.Int("rows", len(rows)), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
+		}
+	}
+}
+
+func runRow(r store.Run, rev uint64, doc string) []any {
+	mk, mv := sortedMetrics(r.Metrics)
+	pk, pv := sortedPairs(r.Params)
+	tk, tv := sortedPairs(r.Tags)
+	return []any{r.ExperimentID, r.ID, r.Name, r.UserID, r.Status, r.LifecycleStage, r.StartTime, r.EndTime,
+		r.ArtifactURI, mk, mv, pk, pv, tk, tv, rev, doc}
+}
+
+func sortedPairs(m map[string]string) ([]string, []string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	vals := make([]string, len(keys))
+	for i, k := range keys {
+		vals[i] = m[k]
+	}
+	return keys, vals
+}
+
+func sortedMetrics(m map[string]store.Metric) ([]string, []float64) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	vals := make([]float64, len(keys))
+	for i, k := range keys {
+		vals[i] = m[k].Value
+	}
+	return keys, vals
+}
