@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,18 +32,38 @@ const (
 type service struct {
 	t      *testing.T
 	url    string
-	prefix string
+	prefix   string
+	database string
+	stop     func()
 }
 
 func start(t *testing.T) *service {
 	t.Helper()
-	kcfg := testenv.Kafka(t)
-	ch := testenv.ClickHouseConfig(t)
-	conn := testenv.NATS(t)
+	testenv.Kafka(t)
 	prefix := testenv.Unique(t, "R") + "_"
+	ch := testenv.ClickHouseConfig(t)
+	s := startWith(t, prefix, ch.Database)
+	conn := testenv.NATS(t)
+	t.Cleanup(func() {
+		buckets, streams := store.Names(prefix)
+		for _, b := range buckets {
+			_ = conn.JS.DeleteKeyValue(context.Background(), b)
+		}
+		for _, s := range streams {
+			_ = conn.JS.DeleteStream(context.Background(), s)
+		}
+		_ = conn.JS.DeleteObjectStore(context.Background(), prefix+"ARTIFACTS")
+	})
+	return s
+}
+
+// startWith runs a registry on the deployment prefix and ClickHouse database given; it
+// stops when the test ends, or when the returned service's stop is called.
+func startWith(t *testing.T, prefix, database string) *service {
+	t.Helper()
 	addr := testenv.FreeAddr(t)
 	vars := map[string]string{"FLYWHEEL_REGISTRY_ADDR": addr, "FLYWHEEL_REGISTRY_PREFIX": prefix,
-		"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_LOG_LEVEL": "warn",
+		"FLYWHEEL_CLICKHOUSE_DATABASE": database, "FLYWHEEL_LOG_LEVEL": "warn",
 		"FLYWHEEL_AUTH_TOKENS": writerToken + ":read,write;" + promoterToken + ":read,write,promote"}
 	var cfg registry.Config
 	if err := config.Load(&cfg, nil, func(k string) (string, bool) {
@@ -53,25 +74,20 @@ func start(t *testing.T) *service {
 	}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	_ = kcfg
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- registry.Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("registry stopped with %v", err)
-		}
-		buckets, streams := store.Names(prefix)
-		for _, b := range buckets {
-			_ = conn.JS.DeleteKeyValue(context.Background(), b)
-		}
-		for _, s := range streams {
-			_ = conn.JS.DeleteStream(context.Background(), s)
-		}
-		_ = conn.JS.DeleteObjectStore(context.Background(), prefix+"ARTIFACTS")
-	})
-	s := &service{t: t, url: "http://" + addr, prefix: prefix}
+	var once sync.Once
+	s := &service{t: t, url: "http://" + addr, prefix: prefix, database: database}
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("registry stopped with %v", err)
+			}
+		})
+	}
+	t.Cleanup(s.stop)
 	testenv.WaitReady(t, s.url, done)
 	return s
 }

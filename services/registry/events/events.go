@@ -72,12 +72,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
 			for {
 				select {
 				case ev := <-p.queue:
-					p.publish(flush, []schemas.RegistryEvent{ev})
+					p.publish(ctx, []schemas.RegistryEvent{ev})
 				default:
 					return nil
 				}
@@ -114,7 +112,11 @@ func (p *Publisher) publish(ctx context.Context, batch []schemas.RegistryEvent) 
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		err := p.kafka.Produce(ctx, msgs...)
+		// Each attempt gets its own deadline, detached from shutdown, so changes already
+		// committed are still published while the service stops.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := p.kafka.Produce(pctx, msgs...)
+		cancel()
 		if err == nil {
 			p.sent.Add(float64(len(msgs)))
 			return
