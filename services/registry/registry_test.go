@@ -30,8 +30,8 @@ const (
 )
 
 type service struct {
-	t      *testing.T
-	url    string
+	t        *testing.T
+	url      string
 	prefix   string
 	database string
 	stop     func()
