@@ -45,6 +45,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		{"ingest from raw.transactions: DLQ, event log, dedupe", ingestOverKafka},
 		{"features: live online values, moving as a transaction arrives", liveFeatures},
 		{"features: a point-in-time training set", trainingSet},
+		{"registry: an experiment with runs and metrics over MLflow's REST API", experimentRuns},
+		{"registry: a model version with lineage; champion moves, audited", modelLineage},
 	}
 	for i, s := range steps {
 		fmt.Fprintf(out, "\n== %d. %s\n", i+1, s.title)
