@@ -308,6 +308,43 @@ func TestOnlineValuesMatchAnIndependentComputation(t *testing.T) {
 				}
 			}
 		}
+		s.checkRowsAgree(t, cards, at, got)
+	}
+}
+
+// checkRowsAgree asks the native row-shaped endpoint for the same values as the Feast-shaped
+// one answered (got: feature -> card -> value).
+func (s *service) checkRowsAgree(t *testing.T, cards []string, at time.Time, got map[string]map[string]any) {
+	t.Helper()
+	entities := make([]map[string]any, len(cards))
+	for i, c := range cards {
+		entities[i] = map[string]any{"card_id": c}
+	}
+	var resp struct {
+		FeatureNames []string          `json:"feature_names"`
+		ViewVersions map[string]string `json:"view_versions"`
+		Rows         []struct {
+			Entity   map[string]any `json:"entity"`
+			Values   []any          `json:"values"`
+			Statuses []string       `json:"statuses"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(s.post(t, "/v1/features/online", map[string]any{"feature_service": s.view, "entities": entities, "at": at}), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Rows) != len(cards) || resp.ViewVersions[s.view] == "" {
+		t.Fatalf("/v1/features/online: %d rows for %d cards, versions %v", len(resp.Rows), len(cards), resp.ViewVersions)
+	}
+	for i, c := range cards {
+		if resp.Rows[i].Entity["card_id"] != c {
+			t.Fatalf("row %d is for %v, want %s", i, resp.Rows[i].Entity, c)
+		}
+		for j, ref := range resp.FeatureNames {
+			name := strings.TrimPrefix(ref, s.view+":")
+			if fmt.Sprint(resp.Rows[i].Values[j]) != fmt.Sprint(got[name][c]) {
+				t.Errorf("card %s %s: rows say %v, get-online-features %v", c, name, resp.Rows[i].Values[j], got[name][c])
+			}
+		}
 	}
 }
 

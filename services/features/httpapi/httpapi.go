@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -56,6 +58,7 @@ func New(cat *views.Catalog, reader *online.Reader, conn driver.Conn, backfill B
 // Register adds the routes.
 func (a *API) Register(srv *httpx.Server) {
 	srv.Handle("POST /get-online-features", httpx.ScopeRead, a.getOnlineFeatures)
+	srv.Handle("POST /v1/features/online", httpx.ScopeRead, a.onlineRows)
 	srv.Handle("POST /v1/features/historical", httpx.ScopeRead, a.historical)
 	srv.Handle("GET /v1/feature-views", httpx.ScopeRead, a.listViews)
 	srv.Handle("POST /v1/features/backfill", httpx.ScopeAdmin, a.runBackfill)
@@ -170,12 +173,18 @@ func (a *API) entityKeys(refs []online.Ref, entities map[string][]any) ([]string
 	return keys, v.Entities, nil
 }
 
+// maxExactInt is the largest integer a JSON number decoded as float64 holds exactly.
+const maxExactInt = 1 << 53
+
 func scalar(x any) (string, error) {
 	switch v := x.(type) {
 	case string:
 		return v, nil
 	case float64:
-		return fmt.Sprint(int64(v)), nil
+		if v != math.Trunc(v) || math.Abs(v) > maxExactInt {
+			return "", fmt.Errorf("join key values must be strings or integers within ±2^53 (send larger ones as strings), got %v", v)
+		}
+		return strconv.FormatInt(int64(v), 10), nil
 	}
 	return "", fmt.Errorf("join key values must be strings or integers, got %v", x)
 }
@@ -193,18 +202,10 @@ func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	at := a.now()
-	if req.At != nil {
-		at = *req.At
-	}
-	values, err := a.reader.Lookup(r.Context(), refs, keys, at)
+	values, err := a.lookup(r.Context(), refs, keys, req.At)
 	if err != nil {
-		return httpx.Unavailable("online store unavailable", err)
+		return err
 	}
-	if err := a.answerStaleFromOffline(r.Context(), refs, keys, at, values); err != nil {
-		return httpx.Unavailable("offline store unavailable", err)
-	}
-	a.countLookup(refs, values)
 	names := append([]string(nil), joinKeys...)
 	results := make([]column, 0, len(joinKeys)+len(refs))
 	for _, k := range joinKeys {
@@ -237,6 +238,24 @@ func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"metadata": map[string]any{"feature_names": names}, "results": results})
 	return nil
+}
+
+// lookup reads the values of refs for the entity keys at the request's time (now when nil):
+// one online read, stale ones answered from the offline store, counted for feature_stats.
+func (a *API) lookup(ctx context.Context, refs []online.Ref, keys []string, reqAt *time.Time) ([][]online.Value, error) {
+	at := a.now()
+	if reqAt != nil {
+		at = *reqAt
+	}
+	values, err := a.reader.Lookup(ctx, refs, keys, at)
+	if err != nil {
+		return nil, httpx.Unavailable("online store unavailable", err)
+	}
+	if err := a.answerStaleFromOffline(ctx, refs, keys, at, values); err != nil {
+		return nil, httpx.Unavailable("offline store unavailable", err)
+	}
+	a.countLookup(refs, values)
+	return values, nil
 }
 
 // answerStaleFromOffline replaces values the online state cannot give exactly (a read time
