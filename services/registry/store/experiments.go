@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -99,15 +100,15 @@ func (s *Store) claimName(ctx context.Context, b *bucket, name, id, kind string,
 	if _, err := b.kv.Get(ctx, docKey(idx.ID)); !missing(err) {
 		return fmt.Errorf("%s '%s' already exists: %w", kind, name, ErrAlreadyExists)
 	}
-	data := []byte(`{"id":"` + id + `"}`)
-	if newRev, err := b.kv.Update(ctx, nameKey(name), data, rev); err != nil {
-		if conflict(err) {
-			return fmt.Errorf("%s '%s' already exists: %w", kind, name, ErrAlreadyExists)
-		}
-		return fmt.Errorf("claim %s name %s: %w", kind, name, err)
-	} else {
-		b.written(newRev)
+	data, _ := json.Marshal(nameIndex{ID: id})
+	newRev, err := b.kv.Update(ctx, nameKey(name), data, rev)
+	if conflict(err) {
+		return fmt.Errorf("%s '%s' already exists: %w", kind, name, ErrAlreadyExists)
 	}
+	if err != nil {
+		return fmt.Errorf("claim %s name %s: %w", kind, name, err)
+	}
+	b.written(newRev)
 	return nil
 }
 

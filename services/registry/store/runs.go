@@ -136,7 +136,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 	return r, err
 }
 
-// UpdateRun applies change to a run, revision-checked. Changes to a deleted run are refused
+// updateRun applies change to a run, revision-checked. Changes to a deleted run are refused
 // unless allowDeleted (restore).
 func (s *Store) updateRun(ctx context.Context, id string, allowDeleted bool, change func(*Run) error) (Run, error) {
 	r, _, err := updateJSON(ctx, s.runs, runKey(id), "run "+id, func(r *Run) error {
