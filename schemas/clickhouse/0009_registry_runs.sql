@@ -1,7 +1,8 @@
 -- The registry's searchable projection of runs. NATS KV holds the truth; every write of a run
 -- is projected here with its KV revision, so the newest snapshot wins on merge and a replay
 -- collapses. Latest metric values, params and tags are parallel arrays (no Map type on old
--- ClickHouse): metrics.acc is metric_values[indexOf(metric_keys, 'acc')].
+-- ClickHouse): metrics.acc is metric_values[indexOf(metric_keys, 'acc')]. doc is the whole
+-- run document, so a search is answered from one query instead of a KV read per run.
 CREATE TABLE IF NOT EXISTS registry_runs (
     experiment_id    String,
     run_id           String,
@@ -18,6 +19,7 @@ CREATE TABLE IF NOT EXISTS registry_runs (
     param_values     Array(String),
     tag_keys         Array(String),
     tag_values       Array(String),
-    revision         UInt64
+    revision         UInt64,
+    doc              String
 ) ENGINE = ReplacingMergeTree(revision)
 ORDER BY (experiment_id, run_id);
