@@ -124,5 +124,62 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 	pit.Flags().StringVar(&viewName, "view", "card_activity", "feature view")
 	pit.Flags().StringVar(&viewsDir, "views-dir", "", "directory of view definitions (default: the shipped ones)")
 	root.AddCommand(pit)
+	root.AddCommand(registryLogCommand(), registrySearchCommand())
 	return root
+}
+
+func registryLogCommand() *cobra.Command {
+	var cfg loadgen.RegistryLogConfig
+	cmd := &cobra.Command{
+		Use:   "registry-log",
+		Short: "Closed-loop runs/log-batch calls from concurrent clients, one run each; reports requests/s, metric points/s and latency",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := loadgen.RegistryLog(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			cmd.Println(rep.String())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfg.URL, "url", defaultRegistryURL, "registry base URL")
+	cmd.Flags().StringVar(&cfg.Token, "token", "", "bearer token with the write scope")
+	cmd.Flags().IntVar(&cfg.Concurrency, "concurrency", 20, "concurrent clients, each logging to its own run")
+	cmd.Flags().IntVar(&cfg.Metrics, "metrics", 10, "metric points per log-batch call (keys m0, m1, ...)")
+	cmd.Flags().DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to run")
+	return cmd
+}
+
+func registrySearchCommand() *cobra.Command {
+	var cfg loadgen.RegistrySearchConfig
+	cmd := &cobra.Command{
+		Use:   "registry-search",
+		Short: "Seed an experiment with N runs (once) and time sequential runs/search calls over it",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Experiment == "" {
+				cfg.Experiment = fmt.Sprintf("flywheel-bench-search-%d", cfg.Runs)
+			}
+			cfg.Progress = cmd.ErrOrStderr()
+			rep, err := loadgen.RegistrySearch(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if rep.Seeded > 0 {
+				cmd.Printf("seeded %d runs in %v (%.0f runs/s)\n", rep.Seeded, rep.SeedElapsed.Round(time.Millisecond),
+					float64(rep.Seeded)/rep.SeedElapsed.Seconds())
+			}
+			cmd.Printf("experiment %s (%s), %d runs; %d sequential searches per query\n", cfg.Experiment, rep.ExperimentID, rep.Runs, cfg.Iterations)
+			for _, s := range rep.Searches {
+				cmd.Println(s.String())
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfg.URL, "url", defaultRegistryURL, "registry base URL")
+	cmd.Flags().StringVar(&cfg.Token, "token", "", "bearer token with the read and write scopes (seeding writes)")
+	cmd.Flags().StringVar(&cfg.Experiment, "experiment", "", "experiment to search (default flywheel-bench-search-<runs>; created and seeded when short of runs)")
+	cmd.Flags().IntVar(&cfg.Runs, "runs", 100_000, "runs the experiment must hold")
+	cmd.Flags().IntVar(&cfg.SeedConcurrency, "seed-concurrency", 32, "concurrent clients while seeding")
+	cmd.Flags().IntVar(&cfg.Iterations, "iterations", 200, "sequential searches per query")
+	return cmd
 }
