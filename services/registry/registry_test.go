@@ -75,15 +75,21 @@ func startWith(t *testing.T, prefix, database string) *service {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- registry.Run(ctx, cfg) }()
+	done, exited := make(chan error, 1), make(chan struct{})
+	var runErr error
+	go func() {
+		runErr = registry.Run(ctx, cfg)
+		done <- runErr
+		close(exited)
+	}()
 	var once sync.Once
 	s := &service{t: t, url: "http://" + addr, prefix: prefix, database: database}
 	s.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("registry stopped with %v", err)
+			<-exited
+			if runErr != nil {
+				t.Errorf("registry stopped with %v", runErr)
 			}
 		})
 	}

@@ -16,7 +16,9 @@ import (
 // JSON), so both are accepted.
 type params struct {
 	query url.Values
-	body  map[string]json.RawMessage
+	raw   []byte                     // the JSON body
+	body  map[string]json.RawMessage // its fields, decoded on first use
+	split bool
 }
 
 func readParams(r *http.Request) (*params, error) {
@@ -33,16 +35,34 @@ func readParams(r *http.Request) (*params, error) {
 		}
 		return nil, invalid("read request body: %v", err)
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return p, nil
-	}
-	if err := json.Unmarshal(data, &p.body); err != nil {
-		return nil, invalid("request body must be a JSON object: %v", err)
+	if data = bytes.TrimSpace(data); len(data) > 0 {
+		// Checked here so that the lazy decoding below cannot fail.
+		if data[0] != '{' || !json.Valid(data) {
+			return nil, invalid("request body must be a JSON object")
+		}
+		p.raw = data
 	}
 	return p, nil
 }
 
-func (p *params) raw(name string) (json.RawMessage, bool) {
+// into decodes the whole body into dst in one pass (for the hot log-batch path).
+func (p *params) into(dst any) error {
+	if p.raw == nil {
+		return nil
+	}
+	if err := json.Unmarshal(p.raw, dst); err != nil {
+		return invalid("request body must be a JSON object of this request's fields: %v", err)
+	}
+	return nil
+}
+
+func (p *params) field(name string) (json.RawMessage, bool) {
+	if !p.split {
+		p.split = true
+		if p.raw != nil {
+			_ = json.Unmarshal(p.raw, &p.body) // a valid JSON object: checked by readParams
+		}
+	}
 	if v, ok := p.body[name]; ok && string(v) != "null" {
 		return v, true
 	}
@@ -51,7 +71,7 @@ func (p *params) raw(name string) (json.RawMessage, bool) {
 
 // str returns a string parameter, "" when absent.
 func (p *params) str(name string) (string, error) {
-	if v, ok := p.raw(name); ok {
+	if v, ok := p.field(name); ok {
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
 			return "", invalid("invalid value %s for parameter '%s' supplied: it must be a string", v, name)
@@ -73,7 +93,7 @@ func (p *params) required(name string) (string, error) {
 // int64 returns an integer parameter and whether it was given.
 func (p *params) int64(name string) (int64, bool, error) {
 	var text string
-	if v, ok := p.raw(name); ok {
+	if v, ok := p.field(name); ok {
 		var n json.Number
 		dec := json.NewDecoder(bytes.NewReader(v))
 		dec.UseNumber()
@@ -100,7 +120,7 @@ func (p *params) int64(name string) (int64, bool, error) {
 // float returns a number parameter (MLflow also accepts "NaN"/"Infinity" strings; JSON
 // cannot carry them to a Go client, so they are refused).
 func (p *params) float(name string) (float64, bool, error) {
-	if v, ok := p.raw(name); ok {
+	if v, ok := p.field(name); ok {
 		var f float64
 		if err := json.Unmarshal(v, &f); err != nil {
 			var s string
@@ -125,7 +145,7 @@ func (p *params) float(name string) (float64, bool, error) {
 
 // strs returns a repeated string parameter.
 func (p *params) strs(name string) ([]string, error) {
-	if v, ok := p.raw(name); ok {
+	if v, ok := p.field(name); ok {
 		var out []string
 		if err := json.Unmarshal(v, &out); err != nil {
 			return nil, invalid("invalid value %s for parameter '%s' supplied: it must be a list of strings", v, name)
@@ -137,7 +157,7 @@ func (p *params) strs(name string) ([]string, error) {
 
 // decode decodes a structured parameter (lists of objects) into dst.
 func (p *params) decode(name string, dst any) error {
-	if v, ok := p.raw(name); ok {
+	if v, ok := p.field(name); ok {
 		if err := json.Unmarshal(v, dst); err != nil {
 			return invalid("invalid value for parameter '%s' supplied: %v", name, err)
 		}

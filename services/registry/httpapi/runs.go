@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -174,41 +175,40 @@ type batchMetric struct {
 }
 
 func (a *API) logBatch(r *http.Request, p *params) (any, error) {
-	id, err := runID(p)
-	if err != nil {
+	var req struct {
+		RunID   string        `json:"run_id"`
+		RunUUID string        `json:"run_uuid"`
+		Metrics []batchMetric `json:"metrics"`
+		Params  []keyValue    `json:"params"`
+		Tags    []keyValue    `json:"tags"`
+	}
+	if err := p.into(&req); err != nil {
 		return nil, err
 	}
-	var metrics []batchMetric
-	var params, tags []keyValue
-	if err := p.decode("metrics", &metrics); err != nil {
-		return nil, err
+	id := cmp.Or(req.RunID, req.RunUUID, p.query.Get("run_id"))
+	if id == "" {
+		return nil, invalid("missing value for required parameter 'run_id'")
 	}
-	if err := p.decode("params", &params); err != nil {
-		return nil, err
+	if len(req.Params) > store.MaxBatchParams || len(req.Tags) > store.MaxBatchTags {
+		return nil, invalid("a batch holds at most %d params and %d tags; got %d and %d", store.MaxBatchParams, store.MaxBatchTags, len(req.Params), len(req.Tags))
 	}
-	if err := p.decode("tags", &tags); err != nil {
-		return nil, err
-	}
-	if len(params) > store.MaxBatchParams || len(tags) > store.MaxBatchTags {
-		return nil, invalid("a batch holds at most %d params and %d tags; got %d and %d", store.MaxBatchParams, store.MaxBatchTags, len(params), len(tags))
-	}
-	paramMap := make(map[string]string, len(params))
-	for _, kv := range params {
-		if old, ok := paramMap[kv.Key]; ok && old != kv.Value {
+	params := make(map[string]string, len(req.Params))
+	for _, kv := range req.Params {
+		if old, ok := params[kv.Key]; ok && old != kv.Value {
 			return nil, invalid("duplicate parameter keys with different values in the batch: '%s'", kv.Key)
 		}
-		paramMap[kv.Key] = kv.Value
+		params[kv.Key] = kv.Value
 	}
-	points := make([]store.Metric, len(metrics))
+	points := make([]store.Metric, len(req.Metrics))
 	now := time.Now().UnixMilli()
-	for i, m := range metrics {
+	for i, m := range req.Metrics {
 		ts := int64(m.Timestamp)
 		if ts == 0 {
 			ts = now
 		}
 		points[i] = store.Metric{Key: m.Key, Value: float64(m.Value), Timestamp: ts, Step: int64(m.Step)}
 	}
-	_, err = a.store.LogBatch(r.Context(), id, points, paramMap, tagMap(tags))
+	_, err := a.store.LogBatch(r.Context(), id, points, params, tagMap(req.Tags))
 	return nil, err
 }
 
@@ -280,7 +280,7 @@ func (a *API) searchRuns(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := search.RunsQuery{ExperimentIDs: experiments, Filter: f, Orders: orders, Lifecycle: stage, Limit: limit + 1, Offset: offset, WholeRun: true}
+	q := search.RunsQuery{ExperimentIDs: experiments, Filter: f, Orders: orders, Lifecycle: stage, Limit: limit + 1, Offset: offset}
 	sql, args, err := q.SQL()
 	if err != nil {
 		return nil, err
@@ -288,12 +288,17 @@ func (a *API) searchRuns(r *http.Request, p *params) (any, error) {
 	if err := a.runs.WaitFor(r.Context(), a.store.RunsWritten(), a.wait); err != nil {
 		return nil, err
 	}
-	runs, err := runindex.SearchRuns(r.Context(), a.ch, sql, args)
+	ids, err := runindex.RunIDs(r.Context(), a.ch, sql, args)
 	if err != nil {
 		return nil, err
 	}
-	more := len(runs) > limit
-	runs = runs[:min(len(runs), limit)]
+	more := len(ids) > limit
+	// The index chose and ordered the runs; their documents come from the KV, current as of
+	// now (a run changed since the index matched it is shown as it is now).
+	runs, err := a.store.GetRuns(r.Context(), ids[:min(len(ids), limit)])
+	if err != nil {
+		return nil, err
+	}
 	out := struct {
 		Runs          []runJSON `json:"runs,omitempty"`
 		NextPageToken string    `json:"next_page_token,omitempty"`

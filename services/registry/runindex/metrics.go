@@ -44,7 +44,7 @@ func (p *Metrics) WaitFor(ctx context.Context, seq uint64, timeout time.Duration
 // Run projects until ctx ends.
 func (p *Metrics) Run(ctx context.Context) error {
 	c, err := p.js.CreateOrUpdateConsumer(ctx, p.stream, jetstream.ConsumerConfig{
-		Durable: p.consumer, AckPolicy: jetstream.AckAllPolicy, MaxAckPending: 4 * maxBatch,
+		Durable: p.consumer, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4 * maxBatch,
 		AckWait: time.Minute,
 	})
 	if err != nil {
@@ -64,29 +64,22 @@ func (p *Metrics) Run(ctx context.Context) error {
 		return fmt.Errorf("consume metrics: %w", err)
 	}
 	defer cc.Stop()
+	var lastInsert time.Time
 	for {
-		var batch []jetstream.Msg
+		var first jetstream.Msg
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-msgs:
-			batch = append(batch, m)
+		case first = <-msgs:
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case m := <-msgs:
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
+		batch, _ := gather(ctx, msgs, first, lastInsert)
 		if err := p.apply(ctx, batch); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		lastInsert = time.Now()
 	}
 }
 
@@ -117,12 +110,15 @@ func (p *Metrics) apply(ctx context.Context, batch []jetstream.Msg) error {
 		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
 		}
 	}
-	last := batch[len(batch)-1]
-	if err := last.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		// Unacknowledged points are redelivered and collapse in ClickHouse.
-		p.log.Warn("ack metric batch", zap.Error(err))
+	// The stream is a work queue: each acknowledged batch leaves it. An ack that is lost
+	// means a redelivery, whose points collapse in ClickHouse.
+	for _, m := range batch {
+		if err := m.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			p.log.Warn("ack metric batch", zap.Error(err))
+			break
+		}
 	}
-	if meta, err := last.Metadata(); err == nil {
+	if meta, err := batch[len(batch)-1].Metadata(); err == nil {
 		p.advance(meta.Sequence.Stream)
 	}
 	return nil

@@ -2,7 +2,6 @@ package runindex
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -33,25 +32,20 @@ func History(ctx context.Context, conn driver.Conn, runID, key string, offset, l
 	return out, rows.Err()
 }
 
-// SearchRuns runs a search query built by the search package, selecting the run document, and
-// returns the runs in order.
-func SearchRuns(ctx context.Context, conn driver.Conn, query string, args []any) ([]store.Run, error) {
+// RunIDs runs a search query built by the search package and returns the run ids in order.
+func RunIDs(ctx context.Context, conn driver.Conn, query string, args []any) ([]string, error) {
 	rows, err := conn.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search runs: %w", err)
 	}
 	defer rows.Close()
-	var runs []store.Run
+	var ids []string
 	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, fmt.Errorf("scan run: %w", err)
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan run id: %w", err)
 		}
-		var r store.Run
-		if err := json.Unmarshal([]byte(doc), &r); err != nil {
-			return nil, fmt.Errorf("decode run in the index: %w", err)
-		}
-		runs = append(runs, r)
+		ids = append(ids, id)
 	}
-	return runs, rows.Err()
+	return ids, rows.Err()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -19,10 +20,9 @@ const runsTable = "registry_runs"
 
 var runsColumns = []string{"experiment_id", "run_id", "run_name", "user_id", "status", "lifecycle_stage",
 	"start_time", "end_time", "artifact_uri", "metric_keys", "metric_values", "param_keys", "param_values",
-	"tag_keys", "tag_values", "revision", "doc"}
+	"tag_keys", "tag_values", "revision"}
 
-// maxBatch bounds one ClickHouse insert; under load the projections batch up to it, idle they
-// insert each change at once so reads that wait for them wait little.
+// maxBatch bounds one ClickHouse insert.
 const maxBatch = 5000
 
 // Runs projects every write of the runs bucket into ClickHouse's registry_runs, tagged with
@@ -61,9 +61,9 @@ func (p *Runs) Run(ctx context.Context) error {
 		return fmt.Errorf("watch runs: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
+	var lastInsert time.Time
 	for {
-		var rows [][]any
-		var last uint64
+		var first jetstream.KeyValueEntry
 		select {
 		case <-ctx.Done():
 			return nil
@@ -71,37 +71,51 @@ func (p *Runs) Run(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("runs watcher closed")
 			}
-			rows, last = p.appendEntry(rows, last, e)
+			first = e
 		}
-	drain:
-		for len(rows) < maxBatch {
-			select {
-			case e, ok := <-w.Updates():
-				if !ok {
-					break drain
-				}
-				rows, last = p.appendEntry(rows, last, e)
-			default:
-				break drain
-			}
-		}
+		entries, open := gather(ctx, w.Updates(), first, lastInsert)
+		rows, last := p.rows(entries)
 		if err := p.insert(ctx, rows); err != nil {
 			return err
 		}
+		lastInsert = time.Now()
 		p.advance(last)
+		if !open {
+			return fmt.Errorf("runs watcher closed")
+		}
 	}
 }
 
-func (p *Runs) appendEntry(rows [][]any, last uint64, e jetstream.KeyValueEntry) ([][]any, uint64) {
-	if e == nil || e.Operation() != jetstream.KeyValuePut || len(e.Key()) < 2 || e.Key()[:2] != "r." {
-		return rows, last
+// rows turns the newest entry of each run in entries into a row (older revisions in the
+// same batch would only be replaced on merge) and returns the highest revision seen.
+func (p *Runs) rows(entries []jetstream.KeyValueEntry) ([][]any, uint64) {
+	newest := make(map[string]jetstream.KeyValueEntry, len(entries))
+	var order []string
+	var last uint64
+	for _, e := range entries {
+		if e == nil {
+			continue
+		}
+		last = max(last, e.Revision())
+		if e.Operation() != jetstream.KeyValuePut || !strings.HasPrefix(e.Key(), "r.") {
+			continue
+		}
+		if _, seen := newest[e.Key()]; !seen {
+			order = append(order, e.Key())
+		}
+		newest[e.Key()] = e
 	}
-	var r store.Run
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		p.log.Error("skip undecodable run in the index", zap.String("key", e.Key()), zap.Error(err))
-		return rows, max(last, e.Revision())
+	rows := make([][]any, 0, len(order))
+	for _, key := range order {
+		e := newest[key]
+		var r store.Run
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			p.log.Error("skip undecodable run in the index", zap.String("key", key), zap.Error(err))
+			continue
+		}
+		rows = append(rows, runRow(r, e.Revision()))
 	}
-	return append(rows, runRow(r, e.Revision(), string(e.Value()))), max(last, e.Revision())
+	return rows, last
 }
 
 // insert writes rows, retrying until ClickHouse takes them or ctx ends: the watcher holds
@@ -124,12 +138,12 @@ func (p *Runs) insert(ctx context.Context, rows [][]any) error {
 	}
 }
 
-func runRow(r store.Run, rev uint64, doc string) []any {
+func runRow(r store.Run, rev uint64) []any {
 	mk, mv := sortedMetrics(r.Metrics)
 	pk, pv := sortedPairs(r.Params)
 	tk, tv := sortedPairs(r.Tags)
 	return []any{r.ExperimentID, r.ID, r.Name, r.UserID, r.Status, r.LifecycleStage, r.StartTime, r.EndTime,
-		r.ArtifactURI, mk, mv, pk, pv, tk, tv, rev, doc}
+		r.ArtifactURI, mk, mv, pk, pv, tk, tv, rev}
 }
 
 func sortedPairs(m map[string]string) ([]string, []string) {

@@ -19,9 +19,6 @@ type RunsQuery struct {
 	Orders        []Order  // as parsed; none means start_time DESC; run_id ASC always ends the order
 	Lifecycle     string   // LifecycleActive (ACTIVE_ONLY), LifecycleDeleted (DELETED_ONLY) or "" (ALL)
 	Limit, Offset int      // Limit 0: no limit (then Offset must be 0)
-	// WholeRun selects the stored run document (column doc) instead of run_id, so a search
-	// is answered from one query.
-	WholeRun bool
 }
 
 // runColumns maps the attributes of Runs to their columns.
@@ -62,11 +59,7 @@ func (q RunsQuery) SQL() (string, []any, error) {
 		return "", nil, fmt.Errorf("search runs: limit %d, offset %d: %w", q.Limit, q.Offset, ErrInvalid)
 	}
 	var b sqlBuilder
-	column := "run_id"
-	if q.WholeRun {
-		column = "doc"
-	}
-	b.sql("SELECT " + column + " FROM registry_runs FINAL WHERE experiment_id IN ")
+	b.sql("SELECT run_id FROM registry_runs FINAL WHERE experiment_id IN ")
 	b.list(q.ExperimentIDs)
 	switch q.Lifecycle {
 	case LifecycleActive, LifecycleDeleted:

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/flywheel-ml/flywheel/platform/testenv"
@@ -138,5 +139,40 @@ func TestDatasetVersionsAreContentAddressed(t *testing.T) {
 	}
 	if _, err := s.CreateDataset(ctx, store.DatasetVersion{Name: "train", Digest: "xyz"}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("a digest that is not a sha256 is refused, got %v", err)
+	}
+}
+
+// Two registry processes writing the same run: each one's cached document goes stale when
+// the other writes, and no update is lost.
+func TestTwoProcessesWritingOneRun(t *testing.T) {
+	a := open(t)
+	ctx := testenv.Context(t)
+	b, err := store.Open(ctx, testenv.NATS(t).JS, a.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.CreateRun(ctx, store.Run{ExperimentID: store.DefaultExperimentID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		w := a
+		if i%2 == 1 {
+			w = b
+		}
+		if _, err := w.LogBatch(ctx, r.ID, []store.Metric{{Key: "loss", Value: float64(i), Step: int64(i)}},
+			map[string]string{fmt.Sprintf("p%d", i): "x"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := b.GetRun(ctx, r.ID)
+	if len(got.Params) != 10 || got.Metrics["loss"].Step != 9 {
+		t.Fatalf("updates lost between two writers: %+v", got)
+	}
+	if _, err := b.SetRunLifecycle(ctx, r.ID, store.StageDeleted); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LogBatch(ctx, r.ID, nil, map[string]string{"late": "x"}, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a stale cache must not let a write through to a run deleted elsewhere, got %v", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/flywheel-ml/flywheel/schemas"
 )
 
@@ -120,9 +122,11 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (Run, error) {
 		r.StartTime = s.nowMillis()
 	}
 	r.ArtifactURI = exp.ArtifactLocation + "/" + r.ID + "/artifacts"
-	if _, err := createJSON(ctx, s.runs, runKey(r.ID), "run "+r.ID, r); err != nil {
+	rev, err := createJSON(ctx, s.runs, runKey(r.ID), "run "+r.ID, r)
+	if err != nil {
 		return Run{}, err
 	}
+	s.runCache.put(r, rev)
 	s.notify.Notify(ctx, schemas.RegistryEvent{Type: schemas.RegistryRunCreated, ExperimentID: r.ExperimentID, RunID: r.ID, At: s.now().UTC()})
 	return r, nil
 }
@@ -139,14 +143,38 @@ func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 // updateRun applies change to a run, revision-checked. Changes to a deleted run are refused
 // unless allowDeleted (restore).
 func (s *Store) updateRun(ctx context.Context, id string, allowDeleted bool, change func(*Run) error) (Run, error) {
-	r, _, err := updateJSON(ctx, s.runs, runKey(id), "run "+id, func(r *Run) error {
+	apply := func(r *Run) error {
 		if !allowDeleted && r.LifecycleStage != StageActive {
 			return invalidf("the run %s must be in the 'active' state, it is %s", id, r.LifecycleStage)
 		}
 		return change(r)
-	})
+	}
+	if r, rev, ok := s.runCache.get(id); ok {
+		// A refusal by a cached document is not trusted (it may be stale): the read path
+		// below decides.
+		if apply(&r) == nil {
+			data, err := json.Marshal(r)
+			if err != nil {
+				return Run{}, fmt.Errorf("encode run %s: %w", id, err)
+			}
+			newRev, err := s.runs.kv.Update(ctx, runKey(id), data, rev)
+			if err == nil {
+				s.runs.written(newRev)
+				s.runCache.put(r, newRev)
+				return r, nil
+			}
+			if !conflict(err) {
+				return Run{}, fmt.Errorf("update run %s: %w", id, err)
+			}
+		}
+		s.runCache.drop(id)
+	}
+	r, rev, err := updateJSON(ctx, s.runs, runKey(id), "run "+id, apply)
 	if errors.Is(err, ErrNotFound) {
 		return r, fmt.Errorf("run '%s' not found: %w", id, ErrNotFound)
+	}
+	if err == nil {
+		s.runCache.put(r, rev)
 	}
 	return r, err
 }
@@ -346,4 +374,39 @@ var (
 // generatedRunName is MLflow-style: adjective-noun-number.
 func generatedRunName() string {
 	return nameAdjectives[rand.IntN(len(nameAdjectives))] + "-" + nameNouns[rand.IntN(len(nameNouns))] + "-" + strconv.Itoa(rand.IntN(1000))
+}
+
+// getRunsConcurrency bounds the KV reads of one GetRuns.
+const getRunsConcurrency = 32
+
+// GetRuns reads runs by id, in the order given, with bounded concurrency; ids that no longer
+// exist are left out.
+func (s *Store) GetRuns(ctx context.Context, ids []string) ([]Run, error) {
+	runs := make([]Run, len(ids))
+	found := make([]bool, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(getRunsConcurrency)
+	for i, id := range ids {
+		g.Go(func() error {
+			r, err := s.GetRun(gctx, id)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			runs[i], found[i] = r, true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := runs[:0]
+	for i, r := range runs {
+		if found[i] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }

@@ -73,6 +73,7 @@ type Store struct {
 	aliases     *bucket
 	datasets    *bucket
 	metricsSeq  watermark
+	runCache    runCache
 
 	notify Notifier
 	now    func() time.Time
@@ -115,8 +116,9 @@ func Open(ctx context.Context, js jetstream.JetStream, prefix string, opts ...Op
 		Subjects: []string{s.auditSubject("*")}, Duplicates: 10 * time.Minute}); err != nil {
 		return nil, fmt.Errorf("alias audit stream: %w", err)
 	}
+	// A work queue: points leave the stream once the ClickHouse projection acknowledged them.
 	if _, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: prefix + metricsStream,
-		Subjects: []string{s.MetricsSubject()}, Duplicates: 2 * time.Minute}); err != nil {
+		Subjects: []string{s.MetricsSubject()}, Retention: jetstream.WorkQueuePolicy}); err != nil {
 		return nil, fmt.Errorf("run metrics stream: %w", err)
 	}
 	if err := s.ensureDefaultExperiment(ctx); err != nil {
@@ -147,3 +149,6 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Prefix is the deployment prefix of the store's buckets and streams.
+func (s *Store) Prefix() string { return s.prefix }
