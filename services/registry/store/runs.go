@@ -377,7 +377,7 @@ func generatedRunName() string {
 }
 
 // getRunsConcurrency bounds the KV reads of one GetRuns.
-const getRunsConcurrency = 32
+const getRunsConcurrency = 64
 
 // GetRuns reads runs by id, in the order given, with bounded concurrency; ids that no longer
 // exist are left out.
