@@ -713,10 +713,10 @@ func insertGrafanaFixtures(t *testing.T, conn driver.Conn, m0, now time.Time) {
 	start := now.Add(-time.Hour).UnixMilli()
 	end := start + 120_000
 	runCols := []string{"experiment_id", "run_id", "run_name", "user_id", "status", "lifecycle_stage", "start_time", "end_time",
-		"artifact_uri", "metric_keys", "metric_values", "param_keys", "param_values", "tag_keys", "tag_values", "revision", "doc"}
+		"artifact_uri", "metric_keys", "metric_values", "param_keys", "param_values", "tag_keys", "tag_values", "revision"}
 	run := func(exp, id, name, status, stage string, start int64, end *int64, mk []string, mv []float64, rev uint64) []any {
 		return []any{exp, id, name, "alice", status, stage, start, end, "mlflow-artifacts:/" + exp + "/" + id + "/artifacts",
-			mk, mv, []string{"lr"}, []string{"0.1"}, []string{}, []string{}, rev, "{}"}
+			mk, mv, []string{"lr"}, []string{"0.1"}, []string{}, []string{}, rev}
 	}
 	old := now.Add(-48 * time.Hour).UnixMilli()
 	insert("registry_runs", runCols,
