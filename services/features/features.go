@@ -41,7 +41,7 @@ type Settings struct {
 	Group       string `env:"GROUP" default:"flywheel-features" usage:"consumer group of events.<stream>"`
 	RedisPrefix string `env:"REDIS_PREFIX" default:"fw:f:" usage:"Redis key prefix of the online store"`
 	Consume     bool   `env:"CONSUME" default:"true" usage:"consume events.<stream> (false: serve lookups only)"`
-	BatchSize   int    `env:"BATCH_SIZE" default:"5000" usage:"events per processing batch"`
+	BatchSize   int    `env:"BATCH_SIZE" default:"20000" usage:"events per processing batch (larger batches mean fewer, larger ClickHouse inserts)"`
 	// How often feature_stats rows are written.
 	StatsInterval time.Duration `env:"STATS_INTERVAL" default:"10s" usage:"how often statistics are written to ClickHouse"`
 }

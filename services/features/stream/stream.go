@@ -105,7 +105,6 @@ func (p *Processor) Topics() []string {
 	return out
 }
 
-// Handle is the kafkax handler.
 // Handle is the kafkax handler. Each view's partitions are applied concurrently: their
 // entities are disjoint, and each has its own offsets, states and commit.
 func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
@@ -124,26 +123,77 @@ func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	for _, name := range p.catalog.Names() {
 		v, _ := p.catalog.Get(name)
-		g, gctx := errgroup.WithContext(ctx)
+		var parts []online.Partition
 		for _, part := range order {
-			if stream, _ := schemas.StreamOf(part.Topic); stream != v.Source {
-				continue
+			if stream, _ := schemas.StreamOf(part.Topic); stream == v.Source {
+				parts = append(parts, part)
 			}
-			g.Go(func() error {
-				for attempt := 0; ; attempt++ {
-					err := p.applyPartition(gctx, v, part, batch, envelopes, byPart[part])
-					if err == nil || !errors.Is(err, online.ErrOffsetMoved) || attempt >= 3 {
-						return err
-					}
-					// reload: the other writer's states and offsets decide what is left
-				}
-			})
 		}
-		if err := g.Wait(); err != nil {
+		if len(parts) == 0 {
+			continue
+		}
+		if err := p.applyView(ctx, v, parts, batch, envelopes, byPart); err != nil {
 			return kafkax.Transient(err)
 		}
 	}
 	return nil
+}
+
+// applyView applies a batch's partitions of one view: each partition's states are folded
+// concurrently, all their updates go to the offline store in one insert (fewer, larger
+// ClickHouse parts), then each partition commits its states with its offsets. A partition
+// whose stored offset moved (another writer) is prepared again from what Redis holds.
+func (p *Processor) applyView(ctx context.Context, v *views.View, parts []online.Partition,
+	batch []kafka.Message, envelopes []schemas.Event, byPart map[online.Partition][]int) error {
+	p.locks[v.Name].RLock()
+	defer p.locks[v.Name].RUnlock()
+	for attempt := 0; ; attempt++ {
+		prepared := make([]*prepared, len(parts))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, part := range parts {
+			g.Go(func() (err error) {
+				prepared[i], err = p.preparePartition(gctx, v, part, batch, envelopes, byPart[part])
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		var updates []offline.Update
+		for _, pr := range prepared {
+			updates = append(updates, pr.updates...)
+		}
+		// Offline first: if a Redis commit then fails, the batch is redone with the same
+		// sequence numbers and the offline rows collapse; the reverse order could lose them.
+		if err := offline.Write(ctx, p.conn, v, updates); err != nil {
+			for _, pr := range prepared {
+				pr.forget()
+			}
+			return err
+		}
+		var retry []online.Partition
+		var mu sync.Mutex
+		g, gctx = errgroup.WithContext(ctx)
+		for i, pr := range prepared {
+			g.Go(func() error {
+				err := p.commitPartition(gctx, v, pr)
+				if errors.Is(err, online.ErrOffsetMoved) && attempt < 3 {
+					mu.Lock()
+					retry = append(retry, parts[i])
+					mu.Unlock()
+					return nil
+				}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		if len(retry) == 0 {
+			return nil
+		}
+		parts = retry // reload: the other writer's states and offsets decide what is left
+	}
 }
 
 // cut returns the view's backfill cut, reading it from Redis the first time.
@@ -184,19 +234,41 @@ func (p *Processor) partState(view string, part online.Partition) *partState {
 	return ps
 }
 
-func (p *Processor) applyPartition(ctx context.Context, v *views.View, part online.Partition,
-	batch []kafka.Message, envelopes []schemas.Event, idx []int) error {
-	p.locks[v.Name].RLock()
-	defer p.locks[v.Name].RUnlock()
-	// Read the cut under the lock: a backfill that just finished may have moved it.
+// prepared is one partition's batch folded into its states, ready to commit.
+type prepared struct {
+	part          online.Partition
+	ps            *partState
+	applied, next int64
+	order         []string
+	states        []*agg.State
+	blobs         [][]byte
+	updates       []offline.Update
+	late          int
+	newest        int64
+}
+
+// forget drops the partition's states that this batch changed in place from the cache: they
+// are read back from Redis next time.
+func (pr *prepared) forget() {
+	for _, entity := range pr.order {
+		delete(pr.ps.cache, entity)
+	}
+	pr.ps.valid = false
+}
+
+// preparePartition folds a partition's events of the batch into its entities' states. The
+// caller holds the view's read lock, under which the backfill cut is read: a backfill that
+// just finished may have moved it.
+func (p *Processor) preparePartition(ctx context.Context, v *views.View, part online.Partition,
+	batch []kafka.Message, envelopes []schemas.Event, idx []int) (*prepared, error) {
 	cut, err := p.cut(ctx, v)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	parts := []online.Partition{part}
 	offsets, err := p.store.Offsets(ctx, v, parts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	applied := offsets[0]
 	ps := p.partState(v.Name, part)
@@ -250,7 +322,7 @@ func (p *Processor) applyPartition(ctx context.Context, v *views.View, part onli
 	}
 	blobs, err := p.store.States(ctx, v, missing)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	loaded := make(map[string][]byte, len(missing))
 	for i, entity := range missing {
@@ -259,6 +331,7 @@ func (p *Processor) applyPartition(ctx context.Context, v *views.View, part onli
 	var updates []offline.Update
 	late := 0
 	newBlobs := make([][]byte, len(order))
+	var arena []byte
 	states := make([]*agg.State, len(order))
 	var newest int64
 	for i, entity := range order {
@@ -289,35 +362,34 @@ func (p *Processor) applyPartition(ctx context.Context, v *views.View, part onli
 			updates = append(updates, offline.Update{Entity: entity, EventID: eb.ids[j], Event: ev})
 			newest = max(newest, ev.Time)
 		}
-		newBlobs[i] = e.Encode(nil, st)
+		// All blobs of the batch share one growing buffer: far fewer allocations and copies
+		// than a buffer per state.
+		start := len(arena)
+		arena = e.Encode(arena, st)
+		newBlobs[i] = arena[start:len(arena):len(arena)]
 	}
-	// Offline first: if the Redis commit then fails, the batch is redone with the same
-	// sequence numbers and the offline rows collapse; the reverse order could lose them.
-	forget := func() {
-		for _, entity := range order {
-			delete(ps.cache, entity)
-		}
-		ps.valid = false
-	}
-	if err := offline.Write(ctx, p.conn, v, updates); err != nil {
-		forget()
+	return &prepared{part: part, ps: ps, applied: applied, next: next, order: order, states: states,
+		blobs: newBlobs, updates: updates, late: late, newest: newest}, nil
+}
+
+// commitPartition writes a prepared partition's states with its offsets, then caches them.
+func (p *Processor) commitPartition(ctx context.Context, v *views.View, pr *prepared) error {
+	ps := pr.ps
+	if err := p.store.Commit(ctx, v, []online.Partition{pr.part}, []int64{pr.applied}, []int64{pr.next}, pr.order, pr.blobs); err != nil {
+		pr.forget()
 		return err
 	}
-	if err := p.store.Commit(ctx, v, parts, []int64{applied}, []int64{next}, order, newBlobs); err != nil {
-		forget()
-		return err
-	}
-	if len(ps.cache)+len(order) > maxCachedStates {
+	if len(ps.cache)+len(pr.order) > maxCachedStates {
 		clear(ps.cache)
 	}
-	for i, entity := range order {
-		ps.cache[entity] = states[i]
+	for i, entity := range pr.order {
+		ps.cache[entity] = pr.states[i]
 	}
-	ps.committed, ps.valid = next, true
-	p.m.applied.WithLabelValues(v.Name).Add(float64(len(updates)))
-	p.stats.Add([]string{v.Name}, []uint64{uint64(len(updates)), uint64(late), 0, 0, 0}, []int64{newest})
-	if newest > 0 {
-		p.m.lastEvent.WithLabelValues(v.Name).Set(float64(newest) / 1000)
+	ps.committed, ps.valid = pr.next, true
+	p.m.applied.WithLabelValues(v.Name).Add(float64(len(pr.updates)))
+	p.stats.Add([]string{v.Name}, []uint64{uint64(len(pr.updates)), uint64(pr.late), 0, 0, 0}, []int64{pr.newest})
+	if pr.newest > 0 {
+		p.m.lastEvent.WithLabelValues(v.Name).Set(float64(pr.newest) / 1000)
 	}
 	return nil
 }
