@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"sort"
 
 	"github.com/flywheel-ml/flywheel/platform/httpx"
 	"github.com/flywheel-ml/flywheel/services/registry/search"
@@ -73,14 +72,11 @@ func (a *API) getExperimentByName(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) updateExperiment(r *http.Request, p *params) (any, error) {
-	id, err := p.required("experiment_id")
+	vals, err := p.requiredAll("experiment_id", "new_name")
 	if err != nil {
 		return nil, err
 	}
-	name, err := p.required("new_name")
-	if err != nil {
-		return nil, err
-	}
+	id, name := vals[0], vals[1]
 	_, err = a.store.RenameExperiment(r.Context(), id, name)
 	return nil, err
 }
@@ -97,14 +93,11 @@ func (a *API) lifecycleExperiment(stage string) mlflowHandler {
 }
 
 func (a *API) setExperimentTag(r *http.Request, p *params) (any, error) {
-	id, err := p.required("experiment_id")
+	vals, err := p.requiredAll("experiment_id", "key")
 	if err != nil {
 		return nil, err
 	}
-	key, err := p.required("key")
-	if err != nil {
-		return nil, err
-	}
+	id, key := vals[0], vals[1]
 	value, err := p.str("value")
 	if err != nil {
 		return nil, err
@@ -131,11 +124,7 @@ func viewType(p *params, name string) (string, error) {
 }
 
 func (a *API) searchExperiments(r *http.Request, p *params) (any, error) {
-	limit, err := p.maxResults(1000, 50000)
-	if err != nil {
-		return nil, err
-	}
-	offset, err := readPageToken(p)
+	req, err := readSearch(p, search.Experiments, 1000, 50000)
 	if err != nil {
 		return nil, err
 	}
@@ -143,28 +132,22 @@ func (a *API) searchExperiments(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, orders, err := parseSearch(p, search.Experiments)
-	if err != nil {
-		return nil, err
-	}
 	all, err := a.store.Experiments(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	var matched []experimentRecord
+	var records []experimentRecord
 	for _, e := range all {
-		rec := experimentRecord{e}
-		if (stage == "" || e.LifecycleStage == stage) && f.Match(rec) {
-			matched = append(matched, rec)
+		if stage == "" || e.LifecycleStage == stage {
+			records = append(records, experimentRecord{e})
 		}
 	}
-	sort.SliceStable(matched, func(i, j int) bool { return search.Less(orders, matched[i], matched[j]) })
-	pageItems, more := page(matched, offset, limit)
+	items, next := searchPage(req, records)
 	out := struct {
 		Experiments   []experimentJSON `json:"experiments,omitempty"`
 		NextPageToken string           `json:"next_page_token,omitempty"`
-	}{NextPageToken: nextPageToken(offset, len(pageItems), limit, more)}
-	for _, e := range pageItems {
+	}{NextPageToken: next}
+	for _, e := range items {
 		out.Experiments = append(out.Experiments, experimentOut(e.Experiment))
 	}
 	return out, nil

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"sort"
 
 	"github.com/flywheel-ml/flywheel/platform/httpx"
 	"github.com/flywheel-ml/flywheel/services/registry/search"
@@ -79,15 +78,7 @@ func (a *API) getModel(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) searchModels(r *http.Request, p *params) (any, error) {
-	limit, err := p.maxResults(100, 1000)
-	if err != nil {
-		return nil, err
-	}
-	offset, err := readPageToken(p)
-	if err != nil {
-		return nil, err
-	}
-	f, orders, err := parseSearch(p, search.RegisteredModels)
+	req, err := readSearch(p, search.RegisteredModels, 100, 1000)
 	if err != nil {
 		return nil, err
 	}
@@ -95,18 +86,15 @@ func (a *API) searchModels(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var matched []modelRecord
-	for _, m := range models {
-		if rec := (modelRecord{m}); f.Match(rec) {
-			matched = append(matched, rec)
-		}
+	records := make([]modelRecord, len(models))
+	for i, m := range models {
+		records[i] = modelRecord{m}
 	}
-	sort.SliceStable(matched, func(i, j int) bool { return search.Less(orders, matched[i], matched[j]) })
-	items, more := page(matched, offset, limit)
+	items, next := searchPage(req, records)
 	out := struct {
 		RegisteredModels []registeredModelJSON `json:"registered_models,omitempty"`
 		NextPageToken    string                `json:"next_page_token,omitempty"`
-	}{NextPageToken: nextPageToken(offset, len(items), limit, more)}
+	}{NextPageToken: next}
 	for _, m := range items {
 		mj, err := a.modelJSON(r.Context(), m.Model)
 		if err != nil {
@@ -118,14 +106,11 @@ func (a *API) searchModels(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) renameModel(r *http.Request, p *params) (any, error) {
-	name, err := p.required("name")
+	vals, err := p.requiredAll("name", "new_name")
 	if err != nil {
 		return nil, err
 	}
-	newName, err := p.required("new_name")
-	if err != nil {
-		return nil, err
-	}
+	name, newName := vals[0], vals[1]
 	m, err := a.store.RenameModel(r.Context(), name, newName)
 	if err != nil {
 		return nil, err
@@ -166,14 +151,11 @@ func (a *API) deleteModel(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) setModelTag(r *http.Request, p *params) (any, error) {
-	name, err := p.required("name")
+	vals, err := p.requiredAll("name", "key")
 	if err != nil {
 		return nil, err
 	}
-	key, err := p.required("key")
-	if err != nil {
-		return nil, err
-	}
+	name, key := vals[0], vals[1]
 	value, err := p.str("value")
 	if err != nil {
 		return nil, err
@@ -183,14 +165,11 @@ func (a *API) setModelTag(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) deleteModelTag(r *http.Request, p *params) (any, error) {
-	name, err := p.required("name")
+	vals, err := p.requiredAll("name", "key")
 	if err != nil {
 		return nil, err
 	}
-	key, err := p.required("key")
-	if err != nil {
-		return nil, err
-	}
+	name, key := vals[0], vals[1]
 	_, err = a.store.DeleteModelTag(r.Context(), name, key)
 	return nil, err
 }
@@ -204,14 +183,11 @@ func (a *API) checkAliasScope(r *http.Request, alias string) error {
 }
 
 func (a *API) setAlias(r *http.Request, p *params) (any, error) {
-	name, err := p.required("name")
+	vals, err := p.requiredAll("name", "alias")
 	if err != nil {
 		return nil, err
 	}
-	alias, err := p.required("alias")
-	if err != nil {
-		return nil, err
-	}
+	name, alias := vals[0], vals[1]
 	vs, err := p.required("version")
 	if err != nil {
 		return nil, err
@@ -228,14 +204,11 @@ func (a *API) setAlias(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) deleteAlias(r *http.Request, p *params) (any, error) {
-	name, err := p.required("name")
+	vals, err := p.requiredAll("name", "alias")
 	if err != nil {
 		return nil, err
 	}
-	alias, err := p.required("alias")
-	if err != nil {
-		return nil, err
-	}
+	name, alias := vals[0], vals[1]
 	if err := a.checkAliasScope(r, alias); err != nil {
 		return nil, err
 	}
@@ -243,14 +216,11 @@ func (a *API) deleteAlias(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) getByAlias(r *http.Request, p *params) (any, error) {
-	name, err := p.required("name")
+	vals, err := p.requiredAll("name", "alias")
 	if err != nil {
 		return nil, err
 	}
-	alias, err := p.required("alias")
-	if err != nil {
-		return nil, err
-	}
+	name, alias := vals[0], vals[1]
 	mv, err := a.store.GetAlias(r.Context(), name, alias)
 	if err != nil {
 		return nil, err

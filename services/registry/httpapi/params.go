@@ -90,6 +90,19 @@ func (p *params) required(name string) (string, error) {
 	return s, err
 }
 
+// requiredAll returns several required string parameters, in order.
+func (p *params) requiredAll(names ...string) ([]string, error) {
+	out := make([]string, len(names))
+	for i, name := range names {
+		v, err := p.required(name)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // int64 returns an integer parameter and whether it was given.
 func (p *params) int64(name string) (int64, bool, error) {
 	var text string

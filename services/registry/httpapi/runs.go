@@ -264,11 +264,7 @@ func (a *API) searchRuns(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit, err := p.maxResults(1000, 50000)
-	if err != nil {
-		return nil, err
-	}
-	offset, err := readPageToken(p)
+	req, err := readSearch(p, search.Runs, 1000, 50000)
 	if err != nil {
 		return nil, err
 	}
@@ -276,11 +272,8 @@ func (a *API) searchRuns(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, orders, err := parseSearch(p, search.Runs)
-	if err != nil {
-		return nil, err
-	}
-	q := search.RunsQuery{ExperimentIDs: experiments, Filter: f, Orders: orders, Lifecycle: stage, Limit: limit + 1, Offset: offset}
+	limit, offset := req.limit, req.offset
+	q := search.RunsQuery{ExperimentIDs: experiments, Filter: req.filter, Orders: req.orders, Lifecycle: stage, Limit: limit + 1, Offset: offset}
 	sql, args, err := q.SQL()
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"sort"
 
 	"github.com/flywheel-ml/flywheel/platform/httpx"
 	"github.com/flywheel-ml/flywheel/services/registry/search"
@@ -86,15 +85,7 @@ func (a *API) getVersion(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) searchVersions(r *http.Request, p *params) (any, error) {
-	limit, err := p.maxResults(10000, 200000)
-	if err != nil {
-		return nil, err
-	}
-	offset, err := readPageToken(p)
-	if err != nil {
-		return nil, err
-	}
-	f, orders, err := parseSearch(p, search.ModelVersions)
+	req, err := readSearch(p, search.ModelVersions, 10000, 200000)
 	if err != nil {
 		return nil, err
 	}
@@ -102,18 +93,15 @@ func (a *API) searchVersions(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var matched []versionRecord
-	for _, v := range versions {
-		if rec := (versionRecord{v}); f.Match(rec) {
-			matched = append(matched, rec)
-		}
+	records := make([]versionRecord, len(versions))
+	for i, v := range versions {
+		records[i] = versionRecord{v}
 	}
-	sort.SliceStable(matched, func(i, j int) bool { return search.Less(orders, matched[i], matched[j]) })
-	items, more := page(matched, offset, limit)
+	items, next := searchPage(req, records)
 	out := struct {
 		ModelVersions []modelVersionJSON `json:"model_versions,omitempty"`
 		NextPageToken string             `json:"next_page_token,omitempty"`
-	}{NextPageToken: nextPageToken(offset, len(items), limit, more)}
+	}{NextPageToken: next}
 	aliases := map[string][]store.AliasMove{}
 	for _, v := range items {
 		as, ok := aliases[v.Name]
