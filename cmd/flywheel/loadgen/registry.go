@@ -84,73 +84,42 @@ func RegistryLog(ctx context.Context, cfg RegistryLogConfig) (RegistryLogReport,
 		keys[i] = "m" + strconv.Itoa(i)
 	}
 
-	var mu sync.Mutex
-	var lat []time.Duration
-	var rep RegistryLogReport
-	loadCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, run := range runs {
-		wg.Go(func() {
-			var local []time.Duration
-			reqs, errs, points := 0, 0, 0
-			firstErr := ""
-			buf := make([]byte, 0, 64+cfg.Metrics*80)
-			for step := int64(1); loadCtx.Err() == nil; step++ {
-				// strconv rather than encoding/json: the generator shares the cores with what it measures.
-				now := time.Now().UnixMilli()
-				buf = append(buf[:0], `{"run_id":"`...)
-				buf = append(buf, run...)
-				buf = append(buf, `","metrics":[`...)
-				for i, k := range keys {
-					if i > 0 {
-						buf = append(buf, ',')
-					}
-					buf = append(buf, `{"key":"`...)
-					buf = append(buf, k...)
-					buf = append(buf, `","value":`...)
-					buf = strconv.AppendFloat(buf, float64(step%1000)/1000+float64(i), 'g', -1, 64)
-					buf = append(buf, `,"timestamp":`...)
-					buf = strconv.AppendInt(buf, now, 10)
-					buf = append(buf, `,"step":`...)
-					buf = strconv.AppendInt(buf, step, 10)
-					buf = append(buf, '}')
+	res := closedLoop(ctx, cfg.Concurrency, cfg.Duration, func(w int) call {
+		run := runs[w]
+		buf := make([]byte, 0, 64+cfg.Metrics*80)
+		return func(ctx context.Context, step int64) (int, error) {
+			// strconv rather than encoding/json: the generator shares the cores with what it measures.
+			now := time.Now().UnixMilli()
+			buf = append(buf[:0], `{"run_id":"`...)
+			buf = append(buf, run...)
+			buf = append(buf, `","metrics":[`...)
+			for i, k := range keys {
+				if i > 0 {
+					buf = append(buf, ',')
 				}
-				buf = append(buf, "]}"...)
-				t0 := time.Now()
-				// The call runs under ctx, not loadCtx: a call in flight at the deadline completes
-				// and counts, rather than being cut off and reported as an error.
-				err := c.post(ctx, "runs/log-batch", buf, nil)
-				d := time.Since(t0)
-				reqs++
-				if err != nil {
-					errs++
-					if firstErr == "" {
-						firstErr = err.Error()
-					}
-					continue
-				}
-				local = append(local, d)
-				points += len(keys)
+				buf = append(buf, `{"key":"`...)
+				buf = append(buf, k...)
+				buf = append(buf, `","value":`...)
+				buf = strconv.AppendFloat(buf, float64(step%1000)/1000+float64(i), 'g', -1, 64)
+				buf = append(buf, `,"timestamp":`...)
+				buf = strconv.AppendInt(buf, now, 10)
+				buf = append(buf, `,"step":`...)
+				buf = strconv.AppendInt(buf, step, 10)
+				buf = append(buf, '}')
 			}
-			mu.Lock()
-			lat = append(lat, local...)
-			rep.Requests += reqs
-			rep.Errors += errs
-			rep.Points += points
-			if rep.FirstError == "" {
-				rep.FirstError = firstErr
+			buf = append(buf, "]}"...)
+			if err := c.post(ctx, "runs/log-batch", buf, nil); err != nil {
+				return 0, err
 			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	rep.Elapsed = time.Since(start)
-	if len(lat) == 0 {
+			return len(keys), nil
+		}
+	})
+	rep := RegistryLogReport{Points: res.units, Elapsed: res.elapsed}
+	rep.Requests, rep.Errors, rep.FirstError = res.requests, res.errors, res.firstError
+	if len(res.latencies) == 0 {
 		return rep, fmt.Errorf("no log-batch call succeeded: %s", rep.FirstError)
 	}
-	rep.setLatencies(lat)
+	rep.setLatencies(res.latencies)
 	return rep, nil
 }
 
