@@ -69,7 +69,7 @@ func (p *Runs) Run(ctx context.Context) error {
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return fmt.Errorf("runs watcher closed")
+				return p.closed(ctx)
 			}
 			first = e
 		}
@@ -81,9 +81,18 @@ func (p *Runs) Run(ctx context.Context) error {
 		lastInsert = time.Now()
 		p.advance(last)
 		if !open {
-			return fmt.Errorf("runs watcher closed")
+			return p.closed(ctx)
 		}
 	}
+}
+
+// closed explains the end of the watch: shutdown (the watcher closes when ctx ends) is not
+// an error.
+func (p *Runs) closed(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("runs watcher closed")
 }
 
 // rows turns the newest entry of each run in entries into a row (older revisions in the
