@@ -71,11 +71,12 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 				return err
 			}
 			sc.Kafka = kc.Kafka
-			rate, elapsed, err := loadgen.Stream(cmd.Context(), sc)
+			rep, err := loadgen.Stream(cmd.Context(), sc)
 			if err != nil {
 				return err
 			}
-			cmd.Printf("%d events applied to %s (Redis + ClickHouse) in %v: %.0f events/s\n", sc.N, sc.View, elapsed.Round(time.Millisecond), rate)
+			cmd.Printf("%d events applied to %s (Redis + ClickHouse) in %v: %.0f events/s; after the producer finished, %d events in %v: %.0f events/s\n",
+				sc.N, sc.View, rep.Elapsed.Round(time.Millisecond), rep.Rate(), rep.Drained, rep.DrainElapsed.Round(time.Millisecond), rep.DrainRate())
 			return nil
 		},
 	}

@@ -25,11 +25,34 @@ type StreamConfig struct {
 	Cards       int
 }
 
-// Stream runs it and returns events per second.
-func Stream(ctx context.Context, cfg StreamConfig) (float64, time.Duration, error) {
+// StreamReport is what a stream run measured: the whole run (producing while the service
+// applies, on the same cores), and the drain after the last event was produced, when the
+// service works through the backlog with no producer competing.
+type StreamReport struct {
+	N       int
+	Elapsed time.Duration
+	// Drained events and the time they took after production ended.
+	Drained      int
+	DrainElapsed time.Duration
+}
+
+// Rate is events per second over the whole run.
+func (r StreamReport) Rate() float64 { return float64(r.N) / r.Elapsed.Seconds() }
+
+// DrainRate is events per second after production ended (0 when nothing was left).
+func (r StreamReport) DrainRate() float64 {
+	if r.Drained == 0 || r.DrainElapsed <= 0 {
+		return 0
+	}
+	return float64(r.Drained) / r.DrainElapsed.Seconds()
+}
+
+// Stream runs it.
+func Stream(ctx context.Context, cfg StreamConfig) (StreamReport, error) {
+	rep := StreamReport{N: cfg.N}
 	before, err := appliedUpdates(ctx, cfg.FeaturesURL, cfg.View)
 	if err != nil {
-		return 0, 0, err
+		return rep, err
 	}
 	p := kafkax.NewProducer(cfg.Kafka)
 	defer p.Close()
@@ -49,21 +72,27 @@ func Stream(ctx context.Context, cfg StreamConfig) (float64, time.Duration, erro
 			msgs = append(msgs, kafkax.Message{Topic: schemas.EventsTopic(cfg.Stream), Key: []byte(card), Value: env})
 		}
 		if err := p.Produce(ctx, msgs...); err != nil {
-			return 0, 0, err
+			return rep, err
 		}
+	}
+	produced := time.Now()
+	atProduced, err := appliedUpdates(ctx, cfg.FeaturesURL, cfg.View)
+	if err != nil {
+		return rep, err
 	}
 	for {
 		n, err := appliedUpdates(ctx, cfg.FeaturesURL, cfg.View)
 		if err != nil {
-			return 0, 0, err
+			return rep, err
 		}
 		if n-before >= float64(cfg.N) {
-			elapsed := time.Since(start)
-			return float64(cfg.N) / elapsed.Seconds(), elapsed, nil
+			rep.Elapsed = time.Since(start)
+			rep.Drained, rep.DrainElapsed = int(n-atProduced), time.Since(produced)
+			return rep, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, 0, ctx.Err()
+			return rep, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -110,7 +110,16 @@ type State struct {
 	LastTime  LastValue             // latest event (any feature) evicted from Head
 	Evicted   bool                  // whether LastTime holds an event
 	NextSeq   int64
+
+	// distinctPrunedAt is the watermark of the last pruning of Distinct. Pruning walks the
+	// whole sets, so it runs once per minute of event time rather than per event; entries
+	// it has not dropped yet are outside every readable window, so reads are unchanged. Not
+	// encoded: a decoded state prunes at its first event.
+	distinctPrunedAt int64
 }
+
+// distinctPruneEvery is how far event time moves between prunings of Distinct (ms).
+const distinctPruneEvery = 60_000
 
 // Engine applies and reads one view's features.
 //
@@ -324,6 +333,11 @@ func (e *Engine) evict(s *State) {
 	}
 	clear(s.Head[n:])
 	s.Head = s.Head[:n]
+	if s.distinctPrunedAt != 0 && s.Watermark-s.distinctPrunedAt < distinctPruneEvery {
+		e.evictTiles(s)
+		return
+	}
+	s.distinctPrunedAt = s.Watermark
 	for i, f := range e.View.Features {
 		if f.Agg == views.CountDistinct {
 			horizon := s.Watermark - e.readBack - time.Duration(f.Window).Milliseconds()
@@ -334,6 +348,11 @@ func (e *Engine) evict(s *State) {
 			}
 		}
 	}
+	e.evictTiles(s)
+}
+
+// evictTiles drops tiles no read can reach any more.
+func (e *Engine) evictTiles(s *State) {
 	for r, size := range e.Sizes {
 		oldest := s.Watermark - e.readBack - e.keep[r] - size
 		tiles := s.Tiles[r]

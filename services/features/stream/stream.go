@@ -221,6 +221,7 @@ type partState struct {
 	cache     map[string]*agg.State
 	committed int64
 	valid     bool
+	arenaHint int // bytes the last batch's encoded states took
 }
 
 func (p *Processor) partState(view string, part online.Partition) *partState {
@@ -331,7 +332,8 @@ func (p *Processor) preparePartition(ctx context.Context, v *views.View, part on
 	var updates []offline.Update
 	late := 0
 	newBlobs := make([][]byte, len(order))
-	var arena []byte
+	// Sized from the last batch of this partition, so the shared buffer rarely grows.
+	arena := make([]byte, 0, ps.arenaHint)
 	states := make([]*agg.State, len(order))
 	var newest int64
 	for i, entity := range order {
@@ -368,6 +370,7 @@ func (p *Processor) preparePartition(ctx context.Context, v *views.View, part on
 		arena = e.Encode(arena, st)
 		newBlobs[i] = arena[start:len(arena):len(arena)]
 	}
+	ps.arenaHint = len(arena) + len(arena)/8
 	return &prepared{part: part, ps: ps, applied: applied, next: next, order: order, states: states,
 		blobs: newBlobs, updates: updates, late: late, newest: newest}, nil
 }
