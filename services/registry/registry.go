@@ -9,6 +9,7 @@ import (
 
 	"github.com/flywheel-ml/flywheel/platform/app"
 	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/platform/config"
 	"github.com/flywheel-ml/flywheel/platform/httpx"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/platform/logging"
@@ -41,7 +42,7 @@ type Settings struct {
 // Validate checks the settings.
 func (s Settings) Validate() error {
 	if s.MaxArtifactBytes <= 0 {
-		return fmt.Errorf("FLYWHEEL_REGISTRY_MAX_ARTIFACT_BYTES must be positive, got %d", s.MaxArtifactBytes)
+		return config.Invalid("MAX_ARTIFACT_BYTES", "must be positive, got %d", s.MaxArtifactBytes)
 	}
 	return nil
 }

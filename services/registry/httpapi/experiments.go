@@ -93,12 +93,11 @@ func (a *API) lifecycleExperiment(stage string) mlflowHandler {
 }
 
 func (a *API) setExperimentTag(r *http.Request, p *params) (any, error) {
-	vals, err := p.requiredAll("experiment_id", "key")
+	id, err := p.required("experiment_id")
 	if err != nil {
 		return nil, err
 	}
-	id, key := vals[0], vals[1]
-	value, err := p.str("value")
+	key, value, err := p.keyValue()
 	if err != nil {
 		return nil, err
 	}

@@ -151,12 +151,11 @@ func (a *API) deleteModel(r *http.Request, p *params) (any, error) {
 }
 
 func (a *API) setModelTag(r *http.Request, p *params) (any, error) {
-	vals, err := p.requiredAll("name", "key")
+	name, err := p.required("name")
 	if err != nil {
 		return nil, err
 	}
-	name, key := vals[0], vals[1]
-	value, err := p.str("value")
+	key, value, err := p.keyValue()
 	if err != nil {
 		return nil, err
 	}

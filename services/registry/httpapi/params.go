@@ -103,6 +103,15 @@ func (p *params) requiredAll(names ...string) ([]string, error) {
 	return out, nil
 }
 
+// keyValue reads a tag's or param's required key and its value ("" when absent).
+func (p *params) keyValue() (key, value string, err error) {
+	if key, err = p.required("key"); err != nil {
+		return "", "", err
+	}
+	value, err = p.str("value")
+	return key, value, err
+}
+
 // int64 returns an integer parameter and whether it was given.
 func (p *params) int64(name string) (int64, bool, error) {
 	var text string

@@ -154,11 +154,7 @@ func (a *API) logParam(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := p.required("key")
-	if err != nil {
-		return nil, err
-	}
-	value, err := p.str("value")
+	key, value, err := p.keyValue()
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +213,7 @@ func (a *API) setRunTag(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := p.required("key")
-	if err != nil {
-		return nil, err
-	}
-	value, err := p.str("value")
+	key, value, err := p.keyValue()
 	if err != nil {
 		return nil, err
 	}

@@ -151,11 +151,7 @@ func (a *API) setVersionTag(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := p.required("key")
-	if err != nil {
-		return nil, err
-	}
-	value, err := p.str("value")
+	key, value, err := p.keyValue()
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,11 @@ package runindex
 import (
 	"context"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/platform/chx"
 )
 
 // minInsertGap bounds how often a projection inserts into ClickHouse under load: every
@@ -47,4 +52,25 @@ func gather[T any](ctx context.Context, ch <-chan T, first T, lastInsert time.Ti
 		}
 	}
 	return batch, true
+}
+
+// insertUntilDone inserts rows, retrying with a growing pause until ClickHouse takes them:
+// the source (KV watch, stream) holds the changes meanwhile, and reads wait (bounded) rather
+// than see a gap. It fails only when ctx ends.
+func insertUntilDone(ctx context.Context, conn driver.Conn, table string, columns []string, rows [][]any, log *zap.Logger) error {
+	for attempt := 0; ; attempt++ {
+		err := chx.Insert(ctx, conn, table, columns, rows)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("projection insert failed; retrying", zap.String("table", table), zap.Int("rows", len(rows)), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
+		}
+	}
 }

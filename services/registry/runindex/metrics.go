@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/services/registry/store"
 )
 
@@ -95,20 +94,8 @@ func (p *Metrics) apply(ctx context.Context, batch []jetstream.Msg) error {
 			rows = append(rows, []any{b.RunID, pt.Key, pt.Step, pt.Timestamp, pt.Value})
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		err := chx.Insert(ctx, p.conn, historyTable, historyColumns, rows)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		p.log.Warn("metric history insert failed; retrying", zap.Int("points", len(rows)), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
-		}
+	if err := insertUntilDone(ctx, p.conn, historyTable, historyColumns, rows, p.log); err != nil {
+		return err
 	}
 	// The stream is a work queue: each acknowledged batch leaves it. An ack that is lost
 	// means a redelivery, whose points collapse in ClickHouse.

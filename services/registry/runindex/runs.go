@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/services/registry/store"
 )
 
@@ -75,8 +74,8 @@ func (p *Runs) Run(ctx context.Context) error {
 		}
 		entries, open := gather(ctx, w.Updates(), first, lastInsert)
 		rows, last := p.rows(entries)
-		if err := p.insert(ctx, rows); err != nil {
-			return err
+		if err := insertUntilDone(ctx, p.conn, runsTable, runsColumns, rows, p.log); err != nil {
+			return nil // shutdown; the next start resumes after what ClickHouse holds
 		}
 		lastInsert = time.Now()
 		p.advance(last)
@@ -125,26 +124,6 @@ func (p *Runs) rows(entries []jetstream.KeyValueEntry) ([][]any, uint64) {
 		rows = append(rows, runRow(r, e.Revision()))
 	}
 	return rows, last
-}
-
-// insert writes rows, retrying until ClickHouse takes them or ctx ends: the watcher holds
-// the changes, and reads wait (bounded) rather than see a gap.
-func (p *Runs) insert(ctx context.Context, rows [][]any) error {
-	for attempt := 0; ; attempt++ {
-		err := chx.Insert(ctx, p.conn, runsTable, runsColumns, rows)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.log.Warn("runs index insert failed; retrying", zap.Int("rows", len(rows)), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
-		}
-	}
 }
 
 func runRow(r store.Run, rev uint64) []any {

@@ -144,10 +144,8 @@ func (s *Store) DeleteAlias(ctx context.Context, name, alias, actor, reason stri
 		// The delete marker's revision is not returned; rev+1 is at most it, so the entry
 		// still sorts after the move it undid and before any later move.
 		mv := AliasMove{ModelID: m.ID, Model: m.Name, Alias: alias, Previous: cur.Version, Actor: actor, Reason: reason, At: s.now().UTC(), Revision: rev + 1}
-		if st, err := s.aliases.kv.Status(ctx); err == nil {
-			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-				s.aliases.written(bs.StreamInfo().State.LastSeq)
-			}
+		if err := s.aliases.deleted(ctx, "alias"); err != nil {
+			return err
 		}
 		if err := s.audit(ctx, mv, fmt.Sprintf("%s.%s.deleted.%d", m.ID, alias, rev)); err != nil {
 			return err

@@ -108,12 +108,17 @@ func updateJSON[T any](ctx context.Context, b *bucket, key, what string, change 
 	}
 }
 
-// deleteKey deletes key; a key already gone is not an error. A delete is a write too, so
-// the bucket's last revision is recorded for read-your-writes.
+// deleteKey deletes key; a key already gone is not an error.
 func deleteKey(ctx context.Context, b *bucket, key, what string) error {
 	if err := b.kv.Delete(ctx, key); err != nil && !missing(err) {
 		return fmt.Errorf("delete %s: %w", what, err)
 	}
+	return b.deleted(ctx, what)
+}
+
+// deleted records the bucket's last revision after a delete (which reports none): a delete
+// is a write too, and reads from projections must wait for it.
+func (b *bucket) deleted(ctx context.Context, what string) error {
 	st, err := b.kv.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("delete %s: read bucket status: %w", what, err)
@@ -130,34 +135,22 @@ func nameKey(name string) string {
 	return "n." + base64.RawURLEncoding.EncodeToString([]byte(name))
 }
 
-// nextSeq increments the counter at key and returns its new value: a race-free allocator.
+// nextSeq returns the counter at key (start the first time) and advances it, revision-checked:
+// a race-free allocator.
 func nextSeq(ctx context.Context, b *bucket, key string, start int64) (int64, error) {
 	type counter struct {
 		Next int64 `json:"next"`
 	}
-	for {
-		c, rev, err := getJSON[counter](ctx, b, key, "counter "+key)
-		if errors.Is(err, ErrNotFound) {
-			if _, err := createJSON(ctx, b, key, "counter "+key, counter{Next: start}); err != nil && !errors.Is(err, ErrAlreadyExists) {
-				return 0, err
-			}
-			continue
-		}
-		if err != nil {
+	what := "counter " + key
+	advance := func(c *counter) error { c.Next++; return nil }
+	c, _, err := updateJSON(ctx, b, key, what, advance)
+	if errors.Is(err, ErrNotFound) {
+		if _, err := createJSON(ctx, b, key, what, counter{Next: start}); err != nil && !errors.Is(err, ErrAlreadyExists) {
 			return 0, err
 		}
-		id := c.Next
-		c.Next++
-		data, _ := json.Marshal(c)
-		if _, err := b.kv.Update(ctx, key, data, rev); err == nil {
-			return id, nil
-		} else if !conflict(err) {
-			return 0, fmt.Errorf("advance counter %s: %w", key, err)
-		}
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
+		c, _, err = updateJSON(ctx, b, key, what, advance)
 	}
+	return c.Next - 1, err
 }
 
 // listJSON decodes the current value of every key matching filter ("e.*"), in one pass of a
