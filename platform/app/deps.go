@@ -15,22 +15,32 @@ import (
 	"github.com/flywheel-ml/flywheel/schemas"
 )
 
-// The helpers below open one dependency each, add its readiness check to /readyz and
-// register its close for after the tasks stopped, so every service wires them the same way.
+// The helpers below open one dependency each, waiting for it as long as it takes (see
+// Await), add its readiness check to /readyz and register its close for after the tasks
+// stopped, so every service wires them the same way. Once open, each client reconnects by
+// itself after an outage; /readyz reports the dependency down meanwhile.
 
 // ClickHouse opens the database, applies pending migrations and returns the connection.
 func (rt *Runtime) ClickHouse(ctx context.Context, cfg chx.Config) (driver.Conn, error) {
-	conn, err := chx.Open(ctx, cfg)
+	var conn driver.Conn
+	err := rt.Await(ctx, "clickhouse "+cfg.Addr, func(ctx context.Context) error {
+		c, err := chx.Open(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		applied, err := chx.Migrate(ctx, c, schemas.ClickHouseMigrations())
+		if err != nil {
+			_ = c.Close()
+			return fmt.Errorf("migrate clickhouse: %w", err)
+		}
+		if len(applied) > 0 {
+			rt.Log.Info("applied clickhouse migrations", zap.Strings("migrations", applied))
+		}
+		conn = c
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	applied, err := chx.Migrate(ctx, conn, schemas.ClickHouseMigrations())
-	if err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("migrate clickhouse: %w", err)
-	}
-	if len(applied) > 0 {
-		rt.Log.Info("applied clickhouse migrations", zap.Strings("migrations", applied))
 	}
 	rt.HTTP.AddCheck("clickhouse", chx.Check(conn))
 	rt.Group.Defer("clickhouse", conn.Close)
@@ -39,7 +49,11 @@ func (rt *Runtime) ClickHouse(ctx context.Context, cfg chx.Config) (driver.Conn,
 
 // Redis opens the Redis client.
 func (rt *Runtime) Redis(ctx context.Context, cfg redisx.Config) (*redis.Client, error) {
-	client, err := redisx.Open(ctx, cfg)
+	var client *redis.Client
+	err := rt.Await(ctx, "redis "+cfg.Addr, func(ctx context.Context) (err error) {
+		client, err = redisx.Open(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +64,11 @@ func (rt *Runtime) Redis(ctx context.Context, cfg redisx.Config) (*redis.Client,
 
 // NATS connects to NATS with JetStream.
 func (rt *Runtime) NATS(ctx context.Context, cfg natsx.Config, name string) (*natsx.Conn, error) {
-	conn, err := natsx.Connect(ctx, cfg, name, rt.Log.Named("nats"))
+	var conn *natsx.Conn
+	err := rt.Await(ctx, "nats "+cfg.URL, func(ctx context.Context) (err error) {
+		conn, err = natsx.Connect(ctx, cfg, name, rt.Log.Named("nats"))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +81,10 @@ func (rt *Runtime) NATS(ctx context.Context, cfg natsx.Config, name string) (*na
 // topics that do not exist yet.
 func (rt *Runtime) Kafka(ctx context.Context, cfg kafkax.Config, topics ...string) (*kafkax.Admin, *kafkax.Producer, error) {
 	admin := kafkax.NewAdmin(cfg)
-	if err := admin.EnsureTopics(ctx, topics...); err != nil {
+	err := rt.Await(ctx, fmt.Sprintf("kafka %v", cfg.Brokers), func(ctx context.Context) error {
+		return admin.EnsureTopics(ctx, topics...)
+	})
+	if err != nil {
 		_ = admin.Close()
 		return nil, nil, err
 	}

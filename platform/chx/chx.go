@@ -64,14 +64,14 @@ func (c Config) options(database string) *clickhouse.Options {
 // Open connects to cfg.Database, creating it first when it does not exist, and retries until
 // the server answers or ctx ends.
 func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
-	if err := retry(ctx, func() error { return ensureDatabase(ctx, cfg) }); err != nil {
+	if err := attempts(ctx, func() error { return ensureDatabase(ctx, cfg) }); err != nil {
 		return nil, fmt.Errorf("create database %s on %s: %w", cfg.Database, cfg.Addr, err)
 	}
 	conn, err := clickhouse.Open(cfg.options(cfg.Database))
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
 	}
-	if err := retry(ctx, func() error { return conn.Ping(ctx) }); err != nil {
+	if err := attempts(ctx, func() error { return conn.Ping(ctx) }); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("ping clickhouse %s: %w", cfg.Addr, err)
 	}
@@ -128,7 +128,7 @@ func Insert(ctx context.Context, conn driver.Conn, table string, columns []strin
 	return nil
 }
 
-func retry(ctx context.Context, f func() error) error {
+func attempts(ctx context.Context, f func() error) error {
 	var err error
 	for attempt := range 10 {
 		if err = f(); err == nil {

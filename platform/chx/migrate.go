@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -11,7 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/flywheel-ml/flywheel/platform/retry"
 )
 
 // Migration is one NNNN_description.sql file.
@@ -92,7 +96,7 @@ ORDER BY version`
 func Migrate(ctx context.Context, conn driver.Conn, fsys fs.FS) ([]string, error) {
 	migrations, err := LoadMigrations(fsys)
 	if err != nil {
-		return nil, fmt.Errorf("load migrations: %w", err)
+		return nil, retry.Permanent(fmt.Errorf("load migrations: %w", err))
 	}
 	if err := conn.Exec(ctx, migrationsTable); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
@@ -120,13 +124,17 @@ func Migrate(ctx context.Context, conn driver.Conn, fsys fs.FS) ([]string, error
 	for _, m := range migrations {
 		if sum, ok := applied[m.Version]; ok {
 			if sum != m.Checksum {
-				return done, fmt.Errorf("migration %s changed after it was applied (checksum %s, recorded %s): add a new migration instead", m.Name, m.Checksum[:12], sum[:min(12, len(sum))])
+				return done, retry.Permanent(fmt.Errorf("migration %s changed after it was applied (checksum %s, recorded %s): add a new migration instead", m.Name, m.Checksum[:12], sum[:min(12, len(sum))]))
 			}
 			continue
 		}
 		for i, stmt := range m.Statements {
 			if err := conn.Exec(ctx, stmt); err != nil {
-				return done, fmt.Errorf("migration %s statement %d: %w", m.Name, i+1, err)
+				err = fmt.Errorf("migration %s statement %d: %w", m.Name, i+1, err)
+				if isServerException(err) {
+					err = retry.Permanent(err) // the server refused the SQL itself; retrying cannot help
+				}
+				return done, err
 			}
 		}
 		err := Insert(ctx, conn, "schema_migrations", []string{"version", "name", "checksum", "applied_at"},
@@ -137,4 +145,11 @@ func Migrate(ctx context.Context, conn driver.Conn, fsys fs.FS) ([]string, error
 		done = append(done, m.Name)
 	}
 	return done, nil
+}
+
+// isServerException reports whether err is the server's answer to a query (bad SQL, a
+// missing table) rather than a failure to reach it.
+func isServerException(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex)
 }

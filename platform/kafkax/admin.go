@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/flywheel-ml/flywheel/platform/retry"
 )
 
 // Admin creates topics and answers readiness checks. It owns its transport: after a broker
@@ -42,18 +44,26 @@ func (a *Admin) EnsureTopics(ctx context.Context, topics ...string) error {
 	}
 	for topic, terr := range resp.Errors {
 		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", topic, terr)
+			err := fmt.Errorf("create topic %s: %w", topic, terr)
+			var kerr kafka.Error
+			if errors.As(terr, &kerr) && !kerr.Temporary() {
+				// The broker refused the request itself (too many replicas, a bad name):
+				// a configuration error that waiting will not fix.
+				return retry.Permanent(err)
+			}
+			return err
 		}
 	}
 	return nil
 }
 
-// Check is a readiness probe: the brokers answer a metadata request.
+// Check is a readiness probe: a broker answers an ApiVersions request. (Metadata requests
+// would not do: kafka-go's transport answers them from its cache, so a probe built on them
+// stays green while every broker is down.)
 func (a *Admin) Check(ctx context.Context) error {
-	_, err := a.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
-	if err != nil {
+	if _, err := a.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{}); err != nil {
 		a.tr.CloseIdleConnections()
-		return fmt.Errorf("kafka metadata: %w", err)
+		return fmt.Errorf("kafka broker %v: %w", a.cfg.Brokers, err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/flywheel-ml/flywheel/platform/retry"
 	"github.com/flywheel-ml/flywheel/schemas"
 )
 
@@ -143,7 +144,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ReadBackoffMax:        500 * time.Millisecond,
 		WatchPartitionChanges: true,
 		Dialer:                &kafka.Dialer{Timeout: c.kcfg.DialTimeout, DualStack: true},
-		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { c.log.Warn(fmt.Sprintf(f, a...)) }),
+		// kafka-go logs every failed dial of every partition, several lines a second while a
+		// broker is down; the outage is reported once by the supervisor and by /readyz, so
+		// its own lines are only for debugging.
+		Logger:      kafka.LoggerFunc(func(f string, a ...any) { c.log.Debug(fmt.Sprintf(f, a...)) }),
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { c.log.Debug(fmt.Sprintf(f, a...)) }),
 	})
 	defer func() {
 		if err := reader.Close(); err != nil {
@@ -275,12 +280,18 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 }
 
 // attempt calls the handler until it succeeds, fails MaxAttempts times, or ctx ends.
+// Transient failures (a sink is down) do not count and are logged sparingly: an outage of
+// an hour costs a dozen lines.
 func (c *Consumer) attempt(ctx context.Context, batch []kafka.Message) error {
-	backoff := c.cfg.RetryBackoff
-	failures := 0
+	backoff := retry.Backoff{Initial: c.cfg.RetryBackoff, Max: 5 * time.Second}
+	notify := retry.Logged(c.log, "handler failed; retrying", zap.Int("messages", len(batch)))
+	failures, attempts := 0, 0
 	for {
 		err := c.handler(ctx, batch)
 		if err == nil {
+			if attempts > 0 {
+				c.log.Info("handler recovered", zap.Int("failed_attempts", attempts))
+			}
 			return nil
 		}
 		c.m.failures.Inc()
@@ -293,12 +304,12 @@ func (c *Consumer) attempt(ctx context.Context, batch []kafka.Message) error {
 				return err
 			}
 		}
-		c.log.Warn("handler failed; retrying", zap.Int("messages", len(batch)), zap.Int("failures", failures),
-			zap.Duration("backoff", backoff), zap.Error(err))
-		if !sleep(ctx, backoff) {
+		attempts++
+		wait := backoff.Delay(attempts)
+		notify(attempts, err, wait)
+		if !retry.Sleep(ctx, wait) {
 			return err
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 

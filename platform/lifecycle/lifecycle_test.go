@@ -35,16 +35,6 @@ func TestShutdownOrder(t *testing.T) {
 	}
 }
 
-func TestFailingTaskStopsOthers(t *testing.T) {
-	g := lifecycle.New(zap.NewNop(), time.Second)
-	boom := errors.New("boom")
-	g.Go("fails", func(context.Context) error { return boom })
-	g.Go("waits", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
-	if err := g.Run(context.Background()); !errors.Is(err, boom) {
-		t.Fatalf("want boom, got %v", err)
-	}
-}
-
 func TestShutdownTimeout(t *testing.T) {
 	g := lifecycle.New(zap.NewNop(), 30*time.Millisecond)
 	closed := false

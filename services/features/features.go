@@ -75,7 +75,7 @@ func LoadViews(dir string) (*views.Catalog, error) {
 
 // Run starts the service and blocks until ctx is cancelled and it has shut down.
 func Run(ctx context.Context, cfg Config) error {
-	rt, err := app.New("features", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
+	rt, err := app.New(ctx, "features", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/platform/logging"
 	"github.com/flywheel-ml/flywheel/platform/redisx"
+	"github.com/flywheel-ml/flywheel/platform/retry"
 	"github.com/flywheel-ml/flywheel/schemas"
 	"github.com/flywheel-ml/flywheel/services/ingest/catalog"
 	"github.com/flywheel-ml/flywheel/services/ingest/dedupe"
@@ -90,7 +92,7 @@ func LoadCatalog(dir string) (*catalog.Catalog, error) {
 
 // Run starts the service and blocks until ctx is cancelled and it has shut down.
 func Run(ctx context.Context, cfg Config) error {
-	rt, err := app.New("ingest", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
+	rt, err := app.New(ctx, "ingest", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -102,13 +104,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
 	}
-	findings, err := deployments.Deploy(ctx, conn, cat, cfg.Ingest.ForceSchemaChanges)
-	for _, f := range findings {
-		rt.Log.Info("stream schema", zap.String("stream", f.Stream), zap.Int("version", f.Version),
-			zap.Int("deployed_version", f.DeployedVersion), zap.String("status", f.Status), zap.Strings("problems", f.Problems))
-	}
+	err = rt.Await(ctx, "stream schema deployment", func(ctx context.Context) error {
+		findings, err := deployments.Deploy(ctx, conn, cat, cfg.Ingest.ForceSchemaChanges)
+		for _, f := range findings {
+			rt.Log.Info("stream schema", zap.String("stream", f.Stream), zap.Int("version", f.Version),
+				zap.Int("deployed_version", f.DeployedVersion), zap.String("status", f.Status), zap.Strings("problems", f.Problems))
+		}
+		if errors.Is(err, deployments.ErrIncompatible) {
+			return retry.Permanent(fmt.Errorf("set FLYWHEEL_INGEST_FORCE_SCHEMA_CHANGES=true to override: %w", err))
+		}
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("deploy stream schemas (set FLYWHEEL_INGEST_FORCE_SCHEMA_CHANGES=true to override): %w", err)
+		return err
 	}
 
 	var rawTopics, eventTopics, all []string

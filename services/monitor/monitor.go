@@ -23,7 +23,7 @@ type Config struct {
 
 // Run starts the service and blocks until ctx is cancelled and it has shut down.
 func Run(ctx context.Context, cfg Config) error {
-	rt, err := app.New("monitor", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
+	rt, err := app.New(ctx, "monitor", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
 	if err != nil {
 		return err
 	}

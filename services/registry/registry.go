@@ -49,7 +49,7 @@ func (s Settings) Validate() error {
 
 // Run starts the service and blocks until ctx is cancelled and it has shut down.
 func Run(ctx context.Context, cfg Config) error {
-	rt, err := app.New("registry", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
+	rt, err := app.New(ctx, "registry", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -67,13 +67,19 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	prefix := cfg.Registry.Prefix
 	publisher := events.New(producer, nc.NC, prefix, rt.Log.Named("events"), rt.Registry)
-	st, err := store.Open(ctx, nc.JS, prefix, store.WithNotifier(publisher))
-	if err != nil {
-		return fmt.Errorf("open registry store: %w", err)
+	var st *store.Store
+	if err := rt.Await(ctx, "registry store buckets", func(ctx context.Context) (err error) {
+		st, err = store.Open(ctx, nc.JS, prefix, store.WithNotifier(publisher))
+		return err
+	}); err != nil {
+		return err
 	}
-	arts, err := artifacts.Open(ctx, nc.JS, prefix+"ARTIFACTS", artifacts.Limits{MaxObjectBytes: cfg.Registry.MaxArtifactBytes})
-	if err != nil {
-		return fmt.Errorf("open artifact store: %w", err)
+	var arts *artifacts.Store
+	if err := rt.Await(ctx, "artifact store", func(ctx context.Context) (err error) {
+		arts, err = artifacts.Open(ctx, nc.JS, prefix+"ARTIFACTS", artifacts.Limits{MaxObjectBytes: cfg.Registry.MaxArtifactBytes})
+		return err
+	}); err != nil {
+		return err
 	}
 	runs := runindex.NewRuns(st.RunsKV(), conn, rt.Log.Named("runindex"))
 	metrics := runindex.NewMetrics(nc.JS, st.MetricsStream(), prefix+"registry-metric-history", conn, rt.Log.Named("metrics"))

@@ -25,7 +25,7 @@ type Config struct {
 
 // Run starts the service and blocks until ctx is cancelled and it has shut down.
 func Run(ctx context.Context, cfg Config) error {
-	rt, err := app.New("trainer", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
+	rt, err := app.New(ctx, "trainer", &cfg, cfg.HTTP, cfg.Auth, cfg.Log)
 	if err != nil {
 		return err
 	}
