@@ -17,17 +17,25 @@ TEST_STACK_ENV := FLYWHEEL_STACK_DIR=$(TEST_DIR) FLYWHEEL_STACK_KAFKA_PORT=19092
 	FLYWHEEL_STACK_REDIS_PORT=16379 FLYWHEEL_STACK_CLICKHOUSE_PORT=19000 \
 	FLYWHEEL_STACK_CLICKHOUSE_HTTP_PORT=18123 FLYWHEEL_STACK_CLICKHOUSE_INTERSERVER_PORT=19009
 
+# The chaos suite's stack: ports and data dir of its own, since it restarts the servers.
+CHAOS_DIR := $(CURDIR)/.flywheel/chaos-stack
+CHAOS_STACK_ENV := FLYWHEEL_STACK_DIR=$(CHAOS_DIR) FLYWHEEL_STACK_KAFKA_PORT=29092 \
+	FLYWHEEL_STACK_NATS_PORT=24222 FLYWHEEL_STACK_NATS_MONITOR_PORT=28222 \
+	FLYWHEEL_STACK_REDIS_PORT=26379 FLYWHEEL_STACK_CLICKHOUSE_PORT=29000 \
+	FLYWHEEL_STACK_CLICKHOUSE_HTTP_PORT=28123 FLYWHEEL_STACK_CLICKHOUSE_INTERSERVER_PORT=29009
+
 # Every module of go.work, as package patterns.
 MODULES := $(shell sed -n 's/^\t\.\/\(.*\)$$/.\/\1\/.../p' go.work)
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench fuzz vet fmt
+.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench fuzz vet fmt chaos
 
 help:
 	@echo "make demo   start the local stack and every service, then show the lifecycle working"
 	@echo "make test   start a private test stack, run every module's tests, stop the stack"
 	@echo "make up / make down      start / stop the stack and the six services in the background"
 	@echo "make bench  benchmarks (see docs/benchmarks.md)   make fuzz  fuzz the parsers"
+	@echo "make chaos  fault injection: kill services, restart the servers under load (own stack, ~10 min)"
 
 test:
 	@trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; \
@@ -81,3 +89,12 @@ fuzz:
 	  for f in $$(grep -h '^func Fuzz' $$target/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "fuzz $$target $$f"; (cd $$target && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} .) || exit 1; \
 	  done; done
+
+# Fault injection (issue #13): a fresh stack of its own, the six services as processes, a steady
+# load, every service SIGKILLed and every server restarted; then exactly-once checks. Service
+# logs stay in .flywheel/chaos-stack/chaos-logs for the next look.
+chaos:
+	@trap '$(CHAOS_STACK_ENV) $(STACK) down' EXIT; \
+	  $(CHAOS_STACK_ENV) $(STACK) down --purge >/dev/null; \
+	  $(CHAOS_STACK_ENV) $(STACK) up && set -a && . $(CHAOS_DIR)/env && set +a && \
+	  export $(CHAOS_STACK_ENV) && $(GO) test -tags chaos -count=1 -v -timeout 30m -run '^TestChaos$$' ./tests/e2e/
