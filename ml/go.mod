@@ -1,0 +1,3 @@
+module github.com/flywheel-ml/flywheel/ml
+
+go 1.26.0
