@@ -11,6 +11,9 @@ var streamFiles embed.FS
 //go:embed features/*.yaml
 var featureFiles embed.FS
 
+//go:embed models/*.yaml
+var modelFiles embed.FS
+
 //go:embed clickhouse/*.sql
 var migrationFiles embed.FS
 
@@ -19,6 +22,9 @@ func Streams() fs.FS { return sub(streamFiles, "streams") }
 
 // FeatureViews is the shipped feature view definitions, one YAML file per view.
 func FeatureViews() fs.FS { return sub(featureFiles, "features") }
+
+// Models returns the shipped training specs (<model>.yaml; see package modelspec).
+func Models() fs.FS { return sub(modelFiles, "models") }
 
 // ClickHouseMigrations is the ordered migrations, named NNNN_description.sql.
 func ClickHouseMigrations() fs.FS { return sub(migrationFiles, "clickhouse") }
