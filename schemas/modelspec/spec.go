@@ -114,8 +114,17 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// String formats the duration in days when it is whole days ("7d"), else as Go does.
+func (d Duration) String() string {
+	day := 24 * time.Hour
+	if v := time.Duration(d); v > 0 && v%day == 0 {
+		return strconv.Itoa(int(v/day)) + "d"
+	}
+	return time.Duration(d).String()
+}
+
 // MarshalText writes the duration the way it is read.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // ParseDuration parses "0", "90s", "10m", "1h", "7d".
 func ParseDuration(s string) (time.Duration, error) {
