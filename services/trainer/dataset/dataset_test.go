@@ -42,9 +42,9 @@ func TestJoinPairsLabelsWithTheirEvents(t *testing.T) {
 	events := []dataset.LoggedEvent{tx("t2", "c1", 2000, 5, "food"), tx("t1", "c1", 1000, 7, "travel"), tx("t3", "c2", 1000, 1, "food")}
 	labels := []dataset.LoggedEvent{
 		label("t1", 5*day, true), label("t1", 6*day, false), // newer label wins
-		label("t2", 40*day, true),                           // beyond the 30d horizon
-		label("t3", 2*day, `"maybe"`),                       // unreadable
-		label("t9", 2*day, true),                            // names no event in the window
+		label("t2", 40*day, true),     // beyond the 30d horizon
+		label("t3", 2*day, `"maybe"`), // unreadable
+		label("t9", 2*day, true),      // names no event in the window
 	}
 	ex, st, err := dataset.Join(spec, events, labels)
 	if err != nil {

@@ -40,12 +40,12 @@ type Example struct {
 
 // JoinStats counts what the join kept and why it dropped the rest.
 type JoinStats struct {
-	Labels           int `json:"labels"`
-	Joined           int `json:"joined"`
-	NoEvent          int `json:"labels_without_event"`   // the named event is not in the window
-	BeyondHorizon    int `json:"labels_beyond_horizon"`  // arrived later than label.horizon
-	BadLabel         int `json:"labels_unreadable"`      // the label value is missing or not a boolean/number
-	DuplicateLabels  int `json:"labels_superseded"`      // an older label of the same event
+	Labels          int `json:"labels"`
+	Joined          int `json:"joined"`
+	NoEvent         int `json:"labels_without_event"`  // the named event is not in the window
+	BeyondHorizon   int `json:"labels_beyond_horizon"` // arrived later than label.horizon
+	BadLabel        int `json:"labels_unreadable"`     // the label value is missing or not a boolean/number
+	DuplicateLabels int `json:"labels_superseded"`     // an older label of the same event
 }
 
 // Join pairs each label with the prediction event it names (label.event_id_field), keeping the
