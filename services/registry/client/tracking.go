@@ -1,0 +1,95 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// EnsureExperiment returns the id of the named experiment, creating it when missing.
+func (c *Client) EnsureExperiment(ctx context.Context, name string) (string, error) {
+	var got struct {
+		Experiment struct {
+			ID string `json:"experiment_id"`
+		} `json:"experiment"`
+	}
+	err := c.getJSON(ctx, mlflow+"experiments/get-by-name", url.Values{"experiment_name": {name}}, &got)
+	if err == nil {
+		return got.Experiment.ID, nil
+	}
+	if !IsNotFound(err) {
+		return "", err
+	}
+	var created struct {
+		ID string `json:"experiment_id"`
+	}
+	err = c.postJSON(ctx, mlflow+"experiments/create", map[string]string{"name": name}, &created)
+	if IsAlreadyExists(err) { // created concurrently
+		return c.EnsureExperiment(ctx, name)
+	}
+	return created.ID, err
+}
+
+// RunInfo is what the trainer needs of a run.
+type RunInfo struct {
+	ID           string `json:"run_id"`
+	ExperimentID string `json:"experiment_id"`
+	ArtifactURI  string `json:"artifact_uri"`
+	Status       string `json:"status"`
+}
+
+// CreateRun starts a run in the experiment with tags.
+func (c *Client) CreateRun(ctx context.Context, experimentID, name string, tags map[string]string) (RunInfo, error) {
+	req := map[string]any{"experiment_id": experimentID, "run_name": name, "start_time": time.Now().UnixMilli()}
+	var ts []map[string]string
+	for k, v := range tags {
+		ts = append(ts, map[string]string{"key": k, "value": v})
+	}
+	req["tags"] = ts
+	var got struct {
+		Run struct {
+			Info RunInfo `json:"info"`
+		} `json:"run"`
+	}
+	if err := c.postJSON(ctx, mlflow+"runs/create", req, &got); err != nil {
+		return RunInfo{}, err
+	}
+	return got.Run.Info, nil
+}
+
+// Metric is one metric point.
+type Metric struct {
+	Key       string  `json:"key"`
+	Value     float64 `json:"value"`
+	Timestamp int64   `json:"timestamp"`
+	Step      int64   `json:"step"`
+}
+
+// LogBatch records metrics, params and tags of a run, in batches within MLflow's limits.
+func (c *Client) LogBatch(ctx context.Context, runID string, metrics []Metric, params, tags map[string]string) error {
+	kv := func(m map[string]string) []map[string]string {
+		out := make([]map[string]string, 0, len(m))
+		for k, v := range m {
+			out = append(out, map[string]string{"key": k, "value": v})
+		}
+		return out
+	}
+	p, t := kv(params), kv(tags)
+	for len(metrics) > 0 || len(p) > 0 || len(t) > 0 {
+		nm, np, nt := min(len(metrics), 900), min(len(p), 50), min(len(t), 50)
+		req := map[string]any{"run_id": runID, "metrics": metrics[:nm], "params": p[:np], "tags": t[:nt]}
+		if err := c.postJSON(ctx, mlflow+"runs/log-batch", req, nil); err != nil {
+			return fmt.Errorf("log batch to run %s: %w", runID, err)
+		}
+		metrics, p, t = metrics[nm:], p[np:], t[nt:]
+	}
+	return nil
+}
+
+// EndRun marks the run FINISHED or FAILED.
+func (c *Client) EndRun(ctx context.Context, runID, status string) error {
+	return c.postJSON(ctx, mlflow+"runs/update", map[string]any{"run_id": runID, "status": status,
+		"end_time": strconv.FormatInt(time.Now().UnixMilli(), 10)}, nil)
+}
