@@ -99,6 +99,7 @@ func New(ctx context.Context, name string, cfg any, httpCfg httpx.Config, auth h
 			stopServe() // start-up was abandoned; Run will not stop the server
 		}
 	})
+	srv.SetStarting(true)
 	go func() { rt.serveErr <- srv.Serve(serveCtx, ln) }()
 	srv.AddCheck("startup", rt.startupCheck)
 	srv.AddCheck("tasks", rt.Group.Check)
@@ -159,6 +160,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	rt.mu.Lock()
 	rt.started = true
 	rt.mu.Unlock()
+	rt.HTTP.SetStarting(false)
 	rt.Group.Go("http", func(ctx context.Context) error {
 		select {
 		case err := <-rt.serveErr:

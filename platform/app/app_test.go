@@ -67,6 +67,8 @@ func TestServiceWaitsForItsDependencyInsteadOfExiting(t *testing.T) {
 
 	waitStatus(t, base+"/healthz", http.StatusOK, "ok")
 	waitStatus(t, base+"/readyz", http.StatusServiceUnavailable, "waiting for redis "+redis.Addr())
+	// A route not registered yet is "come back shortly", never "does not exist".
+	waitStatus(t, base+"/v1/things", http.StatusServiceUnavailable, `"code":"starting"`)
 	time.Sleep(500 * time.Millisecond)
 	select {
 	case err := <-done:
@@ -76,6 +78,7 @@ func TestServiceWaitsForItsDependencyInsteadOfExiting(t *testing.T) {
 
 	redis.Start()
 	waitStatus(t, base+"/readyz", http.StatusOK, `"status":"ready"`)
+	waitStatus(t, base+"/v1/things", http.StatusNotFound, "")
 
 	redis.Kill()
 	waitStatus(t, base+"/readyz", http.StatusServiceUnavailable, `"redis":"redis ping`)

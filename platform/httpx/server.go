@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,9 @@ type Server struct {
 
 	mu     sync.Mutex
 	checks map[string]Check
+
+	// starting is set while the service opens its dependencies and registers its routes.
+	starting atomic.Bool
 }
 
 // NewServer builds the server and registers its own endpoints. reg gets the request metrics
@@ -207,6 +211,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, code, map[string]any{"status": overall, "checks": results})
 }
 
+// SetStarting marks the service as starting (true) or started (false). While starting, a
+// request for a route not registered yet answers 503 "starting" with Retry-After instead
+// of 404.
+func (s *Server) SetStarting(v bool) { s.starting.Store(v) }
+
 // ServeHTTP runs the full middleware chain; tests use it with httptest.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -229,6 +238,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				zap.Duration("elapsed", elapsed))
 		}
 	}()
+	if s.starting.Load() {
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			// The route may simply not be registered yet: a 404 would tell a client the
+			// resource does not exist, when it should come back in a moment.
+			rec.Header().Set("Retry-After", "1")
+			WriteError(rec, &Error{Status: http.StatusServiceUnavailable, Code: "starting",
+				Message: "the service is starting (waiting for its dependencies); retry shortly"})
+			return
+		}
+	}
 	s.mux.ServeHTTP(rec, r)
 }
 
