@@ -1,0 +1,275 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/schemas/modelspec"
+	"github.com/flywheel-ml/flywheel/services/features/agg"
+	"github.com/flywheel-ml/flywheel/services/features/offline"
+	"github.com/flywheel-ml/flywheel/services/features/views"
+	"github.com/flywheel-ml/flywheel/services/registry/client"
+	"github.com/flywheel-ml/flywheel/services/trainer/dataset"
+	"github.com/flywheel-ml/flywheel/services/trainer/pipeline"
+	"github.com/flywheel-ml/flywheel/services/trainer/runs"
+)
+
+// fakeRegistry keeps what a run writes.
+type fakeRegistry struct {
+	mu        sync.Mutex
+	runs      map[string]string // id → status
+	tags      map[string]map[string]string
+	metrics   map[string][]client.Metric
+	artifacts map[string][]byte
+	datasets  []client.DatasetVersion
+	versions  []client.NewVersion
+	aliases   map[string]int
+}
+
+func newFakeRegistry() *fakeRegistry {
+	return &fakeRegistry{runs: map[string]string{}, tags: map[string]map[string]string{}, metrics: map[string][]client.Metric{},
+		artifacts: map[string][]byte{}, aliases: map[string]int{}}
+}
+
+func (f *fakeRegistry) EnsureExperiment(context.Context, string) (string, error) { return "1", nil }
+func (f *fakeRegistry) CreateRun(_ context.Context, _, _ string, tags map[string]string) (client.RunInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("run%d", len(f.runs)+1)
+	f.runs[id], f.tags[id] = "RUNNING", map[string]string{}
+	for k, v := range tags {
+		f.tags[id][k] = v
+	}
+	return client.RunInfo{ID: id, ArtifactURI: "mlflow-artifacts:/1/" + id + "/artifacts"}, nil
+}
+func (f *fakeRegistry) LogBatch(_ context.Context, id string, m []client.Metric, params, tags map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.metrics[id] = append(f.metrics[id], m...)
+	for k, v := range tags {
+		f.tags[id][k] = v
+	}
+	return nil
+}
+func (f *fakeRegistry) EndRun(_ context.Context, id, status string) error {
+	f.runs[id] = status
+	return nil
+}
+func (f *fakeRegistry) PutArtifact(_ context.Context, uri, rel string, data []byte) error {
+	f.artifacts[uri+"/"+rel] = data
+	return nil
+}
+func (f *fakeRegistry) GetArtifact(_ context.Context, uri, rel string) ([]byte, error) {
+	b, ok := f.artifacts[uri+"/"+rel]
+	if !ok {
+		return nil, &client.Error{Status: 404, Code: "RESOURCE_DOES_NOT_EXIST"}
+	}
+	return b, nil
+}
+func (f *fakeRegistry) RecordDataset(_ context.Context, d client.DatasetVersion) (client.DatasetVersion, error) {
+	d.ID = "ds-" + d.Digest[:16]
+	f.datasets = append(f.datasets, d)
+	return d, nil
+}
+func (f *fakeRegistry) EnsureModel(context.Context, string) error { return nil }
+func (f *fakeRegistry) CreateVersion(_ context.Context, model string, v client.NewVersion) (client.Version, error) {
+	f.versions = append(f.versions, v)
+	return client.Version{Name: model, Version: len(f.versions), Source: v.Source}, nil
+}
+func (f *fakeRegistry) GetVersion(_ context.Context, model string, version int) (client.Version, error) {
+	v := f.versions[version-1]
+	return client.Version{Name: model, Version: version, Source: v.Source}, nil
+}
+func (f *fakeRegistry) Aliases(context.Context, string) (map[string]int, error) {
+	out := map[string]int{}
+	for k, v := range f.aliases {
+		out[k] = v
+	}
+	return out, nil
+}
+func (f *fakeRegistry) MoveAlias(_ context.Context, _, alias string, version int, _ string) error {
+	f.aliases[alias] = version
+	return nil
+}
+
+// fakeLearner's model scores a row by its amount, or by minus its amount when inverted; its
+// artifact is that one bit.
+type fakeLearner struct{ invert bool }
+
+type fakeModel struct{ invert bool }
+
+func (l fakeLearner) Train(_ context.Context, _ *modelspec.Spec, _ *dataset.Built, train []int, _ uint64, progress func(int, map[string]float64)) (pipeline.Model, error) {
+	for step := range 3 {
+		progress(step, map[string]float64{"train_loss": 1 / float64(step+1)})
+	}
+	return fakeModel{invert: l.invert}, nil
+}
+func (l fakeLearner) Load(b []byte) (pipeline.Model, error) {
+	return fakeModel{invert: string(b) == "inverted"}, nil
+}
+func (m fakeModel) Score(b *dataset.Built, rows []int) ([]float64, error) {
+	out := make([]float64, len(rows))
+	for i, r := range rows {
+		out[i] = b.Frame.Cols[0][r] / 100
+		if m.invert {
+			out[i] = 1 - out[i]
+		}
+	}
+	return out, nil
+}
+func (m fakeModel) Encode(map[string]float64) ([]byte, error) {
+	if m.invert {
+		return []byte("inverted"), nil
+	}
+	return []byte("straight"), nil
+}
+func (fakeModel) Signature() []client.Field { return []client.Field{{Name: "amount", Type: "double"}} }
+func (fakeModel) Profile() json.RawMessage  { return json.RawMessage(`{}`) }
+func (fakeModel) Params() map[string]string { return nil }
+
+// auc by pair counting, enough for the test.
+func evaluate(_ string, y, s []float64, _ float64) map[string]float64 {
+	var pairs, good float64
+	for i := range y {
+		for j := range y {
+			if y[i] == 1 && y[j] == 0 {
+				pairs++
+				switch {
+				case s[i] > s[j]:
+					good++
+				case s[i] == s[j]:
+					good += 0.5
+				}
+			}
+		}
+	}
+	return map[string]float64{"auc": good / pairs, "log_loss": 0.3}
+}
+
+type events struct{ events, labels []dataset.LoggedEvent }
+
+func (e events) Load(context.Context, *modelspec.Spec, dataset.Window) ([]dataset.LoggedEvent, []dataset.LoggedEvent, error) {
+	return e.events, e.labels, nil
+}
+
+type features struct{ view *views.View }
+
+func (f features) View(name string) (*views.View, bool) { return f.view, name == f.view.Name }
+func (f features) PointInTime(_ context.Context, _ string, rows []offline.Row, emit offline.Emit) error {
+	res := make([]agg.Result, len(f.view.Features))
+	for _, r := range rows {
+		for i := range res {
+			res[i] = agg.Result{Status: agg.Present, Value: float64(i), EventTime: r.TS - 1000}
+		}
+		if err := emit(r, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setup(t *testing.T, learner pipeline.Learner, reg *fakeRegistry, positives func(i int) bool) (*pipeline.Pipeline, *runs.Book) {
+	t.Helper()
+	specs, err := modelspec.Load(schemas.Models())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := views.Load(schemas.FeatureViews())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := cat.Get("card_activity")
+	now := time.Now().UTC()
+	var ev events
+	for i := range 600 {
+		id := fmt.Sprintf("t-%03d", i)
+		at := now.Add(-48 * time.Hour).Add(time.Duration(i) * time.Minute)
+		amount := float64(i % 100)
+		ev.events = append(ev.events, dataset.LoggedEvent{EventID: id, Entity: fmt.Sprintf("c-%d", i%7), TimeMS: at.UnixMilli(),
+			Payload: fmt.Appendf(nil, `{"amount":%v,"merchant_category":"m%d","channel":"pos","country":"DE"}`, amount, i%3)})
+		ev.labels = append(ev.labels, dataset.LoggedEvent{EventID: id + ":label", TimeMS: at.Add(time.Hour).UnixMilli(),
+			Payload: fmt.Appendf(nil, `{"transaction_id":%q,"is_fraud":%v}`, id, positives(i))})
+	}
+	book := runs.NewBook(map[string]time.Duration{"fraud": time.Minute}, 100, time.Now)
+	return pipeline.New(pipeline.Deps{Specs: specs, Events: ev, Features: features{view: v}, Registry: reg, Learner: learner,
+		Evaluate: evaluate, Book: book, CodeVersion: "test", Log: zap.NewNop()}), book
+}
+
+func execute(t *testing.T, p *pipeline.Pipeline, book *runs.Book) *runs.Run {
+	t.Helper()
+	d, err := book.Request("fraud", runs.Trigger{Kind: runs.Manual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Execute(context.Background(), d.Run)
+	r, _ := book.Get(d.Run.ID)
+	return r
+}
+
+func TestFirstModelBecomesChampionAndABadCandidateStaysChallenger(t *testing.T) {
+	reg := newFakeRegistry()
+	fraudIfLarge := func(i int) bool { return i%100 >= 80 } // label rate 0.2, amount predicts it
+	p, book := setup(t, fakeLearner{}, reg, fraudIfLarge)
+	r := execute(t, p, book)
+	if r.Stage != runs.Succeeded || !r.Promoted || r.ModelVersion != 1 || r.DatasetVersion == "" || r.RegistryRunID != "run1" {
+		t.Fatalf("first run: %+v", r)
+	}
+	if reg.aliases["champion"] != 1 || reg.runs["run1"] != "FINISHED" {
+		t.Fatalf("aliases %v runs %v", reg.aliases, reg.runs)
+	}
+	if _, ok := reg.artifacts["mlflow-artifacts:/1/run1/artifacts/"+pipeline.SnapshotPath]; !ok {
+		t.Fatal("the dataset snapshot must be stored with the run")
+	}
+	v := reg.versions[0]
+	if v.Lineage.DatasetVersion != r.DatasetVersion || v.Lineage.Trigger != "manual" || v.Lineage.FeatureViews["card_activity"] == "" || v.Tags["flywheel.artifact_sha256"] == "" {
+		t.Fatalf("lineage %+v tags %v", v.Lineage, v.Tags)
+	}
+	keys := map[string]int{}
+	for _, m := range reg.metrics["run1"] {
+		keys[m.Key]++
+	}
+	if keys["train_loss"] != 3 || keys["test_auc"] != 1 || keys["champion_test_auc"] != 0 {
+		t.Fatalf("metrics logged %v", keys)
+	}
+
+	// A candidate whose scores are reversed (as a model of shuffled labels is no better than
+	// chance) must be refused, the failing gate named, the champion untouched.
+	p2, book2 := setup(t, fakeLearner{invert: true}, reg, fraudIfLarge)
+	r2 := execute(t, p2, book2)
+	if r2.Stage != runs.Succeeded || r2.Promoted || r2.ModelVersion != 2 {
+		t.Fatalf("second run: %+v", r2)
+	}
+	if reg.aliases["champion"] != 1 || reg.aliases["challenger"] != 2 {
+		t.Fatalf("aliases after a refused candidate: %v", reg.aliases)
+	}
+	if out := reg.tags["run2"][pipeline.TagOutcome]; !strings.Contains(out, "auc threshold") || !strings.Contains(out, "min_relative_change") {
+		t.Fatalf("the outcome must name the failing gates: %q", out)
+	}
+	keys = map[string]int{}
+	for _, m := range reg.metrics["run2"] {
+		keys[m.Key]++
+	}
+	if keys["champion_test_auc"] != 1 {
+		t.Fatalf("the champion must be re-scored on the candidate's holdout: %v", keys)
+	}
+}
+
+func TestUnfitDatasetFailsTheRunWithTheReason(t *testing.T) {
+	reg := newFakeRegistry()
+	p, book := setup(t, fakeLearner{}, reg, func(int) bool { return false })
+	r := execute(t, p, book)
+	if r.Stage != runs.Failed || !strings.Contains(r.Error, "only one class") {
+		t.Fatalf("want a failed run naming the one class: %+v", r)
+	}
+	if len(reg.versions) != 0 || len(reg.aliases) != 0 {
+		t.Fatal("nothing may be registered from an unfit dataset")
+	}
+}
