@@ -123,6 +123,16 @@ func (d Duration) String() string {
 	return time.Duration(d).String()
 }
 
+// UnmarshalText reads what MarshalText wrote (the spec as JSON, stored with each run).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // MarshalText writes the duration the way it is read.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 

@@ -93,3 +93,14 @@ func (c *Client) EndRun(ctx context.Context, runID, status string) error {
 	return c.postJSON(ctx, mlflow+"runs/update", map[string]any{"run_id": runID, "status": status,
 		"end_time": strconv.FormatInt(time.Now().UnixMilli(), 10)}, nil)
 }
+
+// GetRun reads a run's info.
+func (c *Client) GetRun(ctx context.Context, runID string) (RunInfo, error) {
+	var got struct {
+		Run struct {
+			Info RunInfo `json:"info"`
+		} `json:"run"`
+	}
+	err := c.getJSON(ctx, mlflow+"runs/get", url.Values{"run_id": {runID}}, &got)
+	return got.Run.Info, err
+}

@@ -20,6 +20,7 @@ import (
 // Artifact paths under a registry run's artifact root.
 const (
 	SnapshotPath = "dataset/training_set.parquet"
+	SpecPath     = "spec.json" // the training spec as the run used it
 	ModelDir     = "model"
 	ModelPath    = ModelDir + "/model.flywheel"
 )
@@ -166,6 +167,13 @@ func (p *Pipeline) execute(ctx context.Context, run *runs.Run) (out Outcome, err
 	}()
 	if err := p.registry.PutArtifact(ctx, rr.ArtifactURI, SnapshotPath, snapshot); err != nil {
 		return out, fmt.Errorf("store the dataset snapshot: %w", err)
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return out, fmt.Errorf("encode the spec: %w", err)
+	}
+	if err := p.registry.PutArtifact(ctx, rr.ArtifactURI, SpecPath, specJSON); err != nil {
+		return out, fmt.Errorf("store the spec: %w", err)
 	}
 	ds, err := p.registry.RecordDataset(ctx, client.DatasetVersion{Name: spec.Name, Digest: digest,
 		SourceStreams: []string{spec.PredictionStream, spec.Label.Stream}, Start: time.UnixMilli(sum.FromMS).UTC(), End: time.UnixMilli(sum.ToMS).UTC(),

@@ -50,6 +50,12 @@ func (f *fakeRegistry) CreateRun(_ context.Context, _, _ string, tags map[string
 	}
 	return client.RunInfo{ID: id, ArtifactURI: "mlflow-artifacts:/1/" + id + "/artifacts"}, nil
 }
+func (f *fakeRegistry) GetRun(_ context.Context, id string) (client.RunInfo, error) {
+	if _, ok := f.runs[id]; !ok {
+		return client.RunInfo{}, &client.Error{Status: 404, Code: "RESOURCE_DOES_NOT_EXIST"}
+	}
+	return client.RunInfo{ID: id, ArtifactURI: "mlflow-artifacts:/1/" + id + "/artifacts"}, nil
+}
 func (f *fakeRegistry) LogBatch(_ context.Context, id string, m []client.Metric, params, tags map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -271,5 +277,32 @@ func TestUnfitDatasetFailsTheRunWithTheReason(t *testing.T) {
 	}
 	if len(reg.versions) != 0 || len(reg.aliases) != 0 {
 		t.Fatal("nothing may be registered from an unfit dataset")
+	}
+}
+
+func TestValidateAndReproduce(t *testing.T) {
+	reg := newFakeRegistry()
+	fraudIfLarge := func(i int) bool { return i%100 >= 80 }
+	p, book := setup(t, fakeLearner{}, reg, fraudIfLarge)
+	execute(t, p, book)
+	p2, book2 := setup(t, fakeLearner{invert: true}, reg, fraudIfLarge)
+	execute(t, p2, book2)
+
+	v, err := p.Validate(context.Background(), "fraud", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Passed || v.Champion != 1 || v.Rows == 0 || v.Gates[0].Passed {
+		t.Fatalf("version 2 must fail the gates against champion 1: %+v", v)
+	}
+	if v, err := p.Validate(context.Background(), "fraud", 1); err != nil || !v.Passed || v.Champion != 0 {
+		t.Fatalf("the champion itself passes the thresholds: %+v %v", v, err)
+	}
+	r, err := p.Reproduce(context.Background(), "run1")
+	if err != nil || !r.Identical || r.Rows != 600 {
+		t.Fatalf("reproduce: %+v %v", r, err)
+	}
+	if _, err := p.Reproduce(context.Background(), "run9"); err == nil {
+		t.Fatal("an unknown run cannot be reproduced")
 	}
 }

@@ -17,6 +17,7 @@ import (
 type Registry interface {
 	EnsureExperiment(ctx context.Context, name string) (string, error)
 	CreateRun(ctx context.Context, experimentID, name string, tags map[string]string) (client.RunInfo, error)
+	GetRun(ctx context.Context, runID string) (client.RunInfo, error)
 	LogBatch(ctx context.Context, runID string, metrics []client.Metric, params, tags map[string]string) error
 	EndRun(ctx context.Context, runID, status string) error
 	PutArtifact(ctx context.Context, artifactURI, rel string, data []byte) error
