@@ -7,6 +7,7 @@ import (
 
 	"github.com/flywheel-ml/flywheel/schemas/modelspec"
 	"github.com/flywheel-ml/flywheel/services/trainer/dataset"
+	"github.com/flywheel-ml/flywheel/services/trainer/runs"
 )
 
 // Validation is the gates' verdict on a registered version against the current champion,
@@ -28,7 +29,7 @@ func (p *Pipeline) Validate(ctx context.Context, model string, candidate int) (V
 	spec, ok := p.specs[model]
 	out := Validation{Model: model, Candidate: candidate}
 	if !ok {
-		return out, fmt.Errorf("no training spec for model %q", model)
+		return out, fmt.Errorf("%w %q: no training spec", runs.ErrUnknownModel, model)
 	}
 	built, test, err := p.holdout(ctx, spec)
 	if err != nil {
