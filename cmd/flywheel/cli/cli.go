@@ -37,6 +37,7 @@ func New(stdout, stderr io.Writer, lookup config.LookupFunc) *cobra.Command {
 	root.AddCommand(benchCommand(lookup))
 	root.AddCommand(featuresCommand())
 	root.AddCommand(registryCommands(lookup)...)
+	root.AddCommand(trainCommand(lookup))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the build's module version and VCS revision",

@@ -140,6 +140,7 @@ func (o *registryOptions) client(lookup config.LookupFunc) (*registryClient, err
 		base:  strings.TrimRight(base, "/"),
 		token: token,
 		http:  &http.Client{Timeout: o.timeout},
+		hint:  "set --registry-url or " + registryURLEnv,
 	}, nil
 }
 
@@ -149,6 +150,7 @@ type registryClient struct {
 	base  string // no trailing slash
 	token string
 	http  *http.Client
+	hint  string // how to point the client elsewhere, for connection errors
 }
 
 // escapePath joins path segments, escaping each one.
@@ -196,7 +198,7 @@ func (c *registryClient) do(ctx context.Context, method, path string, query url.
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("registry at %s (set --registry-url or %s): %w", c.base, registryURLEnv, err)
+		return fmt.Errorf("nothing answers at %s (is the service running? `make up` starts it; %s): %w", c.base, c.hint, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -76,6 +76,7 @@ with the promote scope.`,
 		modelsPromoteCommand(opts, lookup),
 		modelsRollbackCommand(opts, lookup),
 		modelsHistoryCommand(opts, lookup),
+		modelsValidateCommand(opts, lookup),
 	)
 	return root
 }

@@ -98,7 +98,7 @@ The registry is --registry-url, else $` + registryURLEnv + `, else ` + defaultRe
 the bearer token is --token, else $` + registryTokenEnv + `.`,
 	}
 	opts.addFlags(root)
-	root.AddCommand(runsListCommand(opts, lookup), runsShowCommand(opts, lookup))
+	root.AddCommand(runsListCommand(opts, lookup), runsShowCommand(opts, lookup), runsReproduceCommand(opts, lookup))
 	return root
 }
 
