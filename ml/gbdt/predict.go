@@ -1,0 +1,105 @@
+package gbdt
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+
+	"github.com/flywheel-ml/flywheel/ml/dataset"
+)
+
+// Predict scores one row of raw feature values in frame column order: the probability of
+// the positive class for Binary, the value for Regression. Missing values are NaN (±Inf are
+// treated as missing too); categorical features are their integer codes, and a code not seen
+// in training (or a negative one) takes the missing-value direction of each split. row must
+// hold NumFeatures values.
+func (m *Model) Predict(row []float64) float64 {
+	return m.output(m.PredictRaw(row))
+}
+
+// PredictRaw is the margin of a row: the base score plus every tree's leaf value (the
+// log-odds for Binary).
+func (m *Model) PredictRaw(row []float64) float64 {
+	s := m.BaseScore
+	for t := range m.Trees {
+		s += m.leafValue(m.Trees[t].Nodes, func(f int32) float64 { return row[f] })
+	}
+	return s
+}
+
+// leafValue walks one tree. Validate guarantees that child indices increase, so the walk
+// ends.
+func (m *Model) leafValue(nodes []Node, value func(f int32) float64) float64 {
+	i := int32(0)
+	for {
+		n := &nodes[i]
+		if n.Feature < 0 {
+			return n.Value
+		}
+		if m.goesLeft(n, value(n.Feature)) {
+			i = n.Left
+		} else {
+			i = n.Right
+		}
+	}
+}
+
+func (m *Model) goesLeft(n *Node, v float64) bool {
+	if isMissing(v) {
+		return n.DefaultLeft
+	}
+	if !m.Features[n.Feature].Categorical {
+		return v <= n.Threshold
+	}
+	if v < 0 || v != math.Trunc(v) || v > math.MaxInt32 {
+		return n.DefaultLeft
+	}
+	code := int32(v)
+	if _, ok := slices.BinarySearch(n.Categories, code); ok {
+		return true
+	}
+	if _, ok := slices.BinarySearch(m.Features[n.Feature].Categories, code); ok {
+		return false
+	}
+	return n.DefaultLeft // unseen in training
+}
+
+func (m *Model) output(margin float64) float64 {
+	if m.Objective == Binary {
+		return sigmoid(margin)
+	}
+	return margin
+}
+
+// predictBlock is the number of rows scored together: walking every tree for a block of
+// rows keeps each tree in cache while its nodes are reused.
+const predictBlock = 256
+
+// PredictFrame writes Predict of every row of f into out, on GOMAXPROCS goroutines. f must
+// have the model's features in order and out one slot per row; it panics otherwise, as an
+// out-of-range index would.
+func (m *Model) PredictFrame(f *dataset.Frame, out []float64) {
+	if len(f.Cols) != m.NumFeatures || len(out) != f.Rows() {
+		panic(fmt.Sprintf("gbdt: PredictFrame of %d features and %d rows into %d slots, model has %d features",
+			len(f.Cols), f.Rows(), len(out), m.NumFeatures))
+	}
+	n := len(out)
+	parallelFor((n+predictBlock-1)/predictBlock, runtime.GOMAXPROCS(0), func(c int) {
+		lo, hi := c*predictBlock, min(n, (c+1)*predictBlock)
+		block := out[lo:hi]
+		for i := range block {
+			block[i] = m.BaseScore
+		}
+		for t := range m.Trees {
+			nodes := m.Trees[t].Nodes
+			for i := range block {
+				r := lo + i
+				block[i] += m.leafValue(nodes, func(f32 int32) float64 { return f.Cols[f32][r] })
+			}
+		}
+		for i := range block {
+			block[i] = m.output(block[i])
+		}
+	})
+}

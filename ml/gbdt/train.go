@@ -1,0 +1,196 @@
+package gbdt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/flywheel-ml/flywheel/ml/dataset"
+)
+
+// Round reports one boosting round to Train's progress callback.
+type Round struct {
+	Round     int     // 1-based: the number of trees so far
+	TrainLoss float64 // mean loss on the training rows: log loss (binary) or squared error (regression)
+	// ValidationLoss is the same on the held-out rows; NaN without a validation split.
+	ValidationLoss float64
+}
+
+// rowChunk is the unit of parallel per-row work. Losses are summed per chunk and the chunk
+// sums in order, so the totals do not depend on the number of workers.
+const rowChunk = 1 << 15
+
+// Train fits a model to the frame's features and label. progress, when not nil, is called
+// after every round (computing the training loss costs an extra pass over the rows, so it is
+// only computed then). Cancelling ctx stops training between rounds with ctx's error.
+func Train(ctx context.Context, train *dataset.Frame, p Params, progress func(Round)) (*Model, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = p.resolved()
+	if train == nil {
+		return nil, errors.New("gbdt: no training frame")
+	}
+	if err := train.Validate(); err != nil {
+		return nil, fmt.Errorf("gbdt: training frame: %w", err)
+	}
+	n := train.Rows()
+	switch {
+	case n == 0:
+		return nil, fmt.Errorf("gbdt: training frame: %w", dataset.ErrNoRows)
+	case len(train.Cols) == 0:
+		return nil, errors.New("gbdt: training frame has no features")
+	case train.Label == nil:
+		return nil, errors.New("gbdt: training frame has no label")
+	case n > math.MaxInt32:
+		return nil, fmt.Errorf("gbdt: %d rows is more than the %d supported", n, math.MaxInt32)
+	}
+	if err := checkLabels(p.Objective, train.Label); err != nil {
+		return nil, err
+	}
+
+	rng := rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15))
+	trainRows, validRows := splitRows(n, p.ValidationFraction, rng)
+	if p.ValidationFraction > 0 && (len(validRows) == 0 || len(trainRows) == 0) {
+		return nil, fmt.Errorf("gbdt: ValidationFraction %v of %d rows leaves an empty training or validation set", p.ValidationFraction, n)
+	}
+	feats := fitBins(train, trainRows, p, rng, p.Workers)
+	data := binFrame(train, feats, p.Workers)
+
+	obj := newObjective(p.Objective)
+	b := &booster{
+		p: p, obj: obj, label: train.Label, data: data,
+		trainRows: trainRows, validRows: validRows,
+		margin: make([]float64, n), gh: make([]gradPair, n),
+	}
+	base := obj.base(trainRows, train.Label)
+	for i := range b.margin {
+		b.margin[i] = base
+	}
+	g := newGrower(data, feats, p, trainRows)
+
+	m := &Model{Objective: p.Objective, NumFeatures: len(train.Cols), Features: exportFeatures(feats), BaseScore: base}
+	bestLoss, bestRound := math.Inf(1), 0
+	b.gradients()
+	for round := 1; round <= p.NumTrees; round++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("gbdt: training stopped after %d of %d rounds: %w", round-1, p.NumTrees, err)
+		}
+		nodes := g.grow(b.gh, trainRows)
+		b.apply(nodes, g.rows)
+		m.Trees = append(m.Trees, exportTree(nodes, feats))
+
+		last := round == p.NumTrees
+		r := Round{Round: round, TrainLoss: math.NaN(), ValidationLoss: math.NaN()}
+		if !last {
+			b.gradients()
+		}
+		if progress != nil {
+			r.TrainLoss = b.meanLoss(trainRows)
+		}
+		if len(validRows) > 0 {
+			r.ValidationLoss = b.meanLoss(validRows)
+		}
+		if progress != nil {
+			progress(r)
+		}
+		if p.EarlyStoppingRounds > 0 {
+			if r.ValidationLoss < bestLoss {
+				bestLoss, bestRound = r.ValidationLoss, round
+			} else if round-bestRound >= p.EarlyStoppingRounds {
+				m.Trees = m.Trees[:bestRound]
+				m.BestIteration = bestRound
+				break
+			}
+		}
+	}
+	return m, nil
+}
+
+// splitRows shuffles the rows with the seeded generator and holds out frac of them; both
+// sets come back in ascending order.
+func splitRows(n int, frac float64, rng *rand.Rand) (train, valid []int32) {
+	all := make([]int32, n)
+	for i := range all {
+		all[i] = int32(i)
+	}
+	nv := int(math.Round(frac * float64(n)))
+	if nv == 0 {
+		return all, nil
+	}
+	isValid := make([]bool, n)
+	for _, i := range rng.Perm(n)[:nv] {
+		isValid[i] = true
+	}
+	train = make([]int32, 0, n-nv)
+	valid = make([]int32, 0, nv)
+	for i, v := range isValid {
+		if v {
+			valid = append(valid, int32(i))
+		} else {
+			train = append(train, int32(i))
+		}
+	}
+	return train, valid
+}
+
+// booster holds the per-row state of boosting.
+type booster struct {
+	p                    Params
+	obj                  objective
+	label                []float64
+	data                 *binnedData
+	trainRows, validRows []int32
+	margin               []float64
+	gh                   []gradPair
+}
+
+// gradients recomputes the gradients of the training rows at the current margins.
+func (b *booster) gradients() {
+	rows := b.trainRows
+	parallelFor((len(rows)+rowChunk-1)/rowChunk, b.p.Workers, func(c int) {
+		b.obj.gradients(rows[c*rowChunk:min(len(rows), (c+1)*rowChunk)], b.margin, b.label, b.gh)
+	})
+}
+
+func (b *booster) meanLoss(rows []int32) float64 {
+	sums := make([]float64, (len(rows)+rowChunk-1)/rowChunk)
+	parallelFor(len(sums), b.p.Workers, func(c int) {
+		sums[c] = b.obj.loss(rows[c*rowChunk:min(len(rows), (c+1)*rowChunk)], b.margin, b.label)
+	})
+	s := 0.0
+	for _, v := range sums {
+		s += v
+	}
+	return s / float64(len(rows))
+}
+
+// apply sets the leaf values of a grown tree and adds them to the margins: the training rows
+// through the leaves' row ranges, the validation rows by walking the tree over their bins.
+func (b *booster) apply(nodes []treeNode, partitioned []int32) {
+	for i := range nodes {
+		n := &nodes[i]
+		if !n.leaf {
+			continue
+		}
+		n.value = -n.stats.G / (n.stats.H + b.p.L2) * b.p.LearningRate
+		for _, r := range partitioned[n.start:n.end] {
+			b.margin[r] += n.value
+		}
+	}
+	bins, nf := b.data.bins, b.data.numFeatures
+	for _, r := range b.validRows {
+		i := 0
+		for !nodes[i].leaf {
+			s := &nodes[i].split
+			if s.left.has(bins[int(r)*nf+s.feature]) {
+				i = nodes[i].left
+			} else {
+				i = nodes[i].right
+			}
+		}
+		b.margin[r] += nodes[i].value
+	}
+}
