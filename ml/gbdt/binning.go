@@ -113,7 +113,13 @@ func numericEdges(sorted []float64, maxBins int) []float64 {
 		v float64
 		n int
 	}
-	var runs []run
+	distinct := 0
+	for i := range sorted {
+		if i == 0 || sorted[i] != sorted[i-1] {
+			distinct++
+		}
+	}
+	runs := make([]run, 0, distinct)
 	for i := 0; i < len(sorted); {
 		j := i + 1
 		for j < len(sorted) && sorted[j] == sorted[i] {

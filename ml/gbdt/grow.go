@@ -6,8 +6,8 @@ type treeNode struct {
 	split       split // when !leaf
 	left, right int
 	value       float64 // when leaf
-	stats       nodeStats
-	start, end  int // the node's rows are grower.rows[start:end]
+	stats       int64   // packed gradient and hessian sums (see quantizer)
+	start, end  int     // the node's rows are grower.rows[start:end]
 }
 
 // grower grows one tree at a time over the training rows, reusing its buffers.
@@ -33,7 +33,7 @@ type candidate struct {
 	best  split
 }
 
-func newGrower(d *binnedData, feats []featureBins, p Params, trainRows []int32) *grower {
+func newGrower(d *binnedData, feats []featureBins, p Params, qz *quantizer, trainRows []int32) *grower {
 	nbins := make([]int, len(feats))
 	for i := range feats {
 		nbins[i] = feats[i].nbins
@@ -41,8 +41,8 @@ func newGrower(d *binnedData, feats []featureBins, p Params, trainRows []int32) 
 	gr := &grower{
 		data: d, feats: feats, nbins: nbins, p: p,
 		split: splitter{
-			feats: feats, lambda: p.L2, minSamples: float64(p.MinSamplesLeaf), minHess: p.MinHessianLeaf,
-			order: make([]int, 0, 256),
+			feats: feats, qz: qz, lambda: p.L2, minSamples: float64(p.MinSamplesLeaf), minHess: p.MinHessianLeaf,
+			order: make([]int, 0, 256), keys: make([]float64, 256),
 		},
 		pool:    histPool{nf: d.numFeatures},
 		rows:    append([]int32(nil), trainRows...),
@@ -55,14 +55,14 @@ func newGrower(d *binnedData, feats []featureBins, p Params, trainRows []int32) 
 // grow grows a tree best-first: it always splits the open leaf with the largest gain, until
 // MaxLeaves leaves or no leaf can be split. With MaxLeaves = 2^MaxDepth every split that a
 // depth-wise grower would make is made, so this equals depth-wise growth then.
-func (g *grower) grow(gh []gradPair, trainRows []int32) []treeNode {
+func (g *grower) grow(q []int64, trainRows []int32) []treeNode {
 	copy(g.rows, trainRows) // ascending, for cache-friendly histogram reads
 	nodes := []treeNode{{leaf: true, start: 0, end: len(g.rows)}}
 	rootHist := g.pool.get()
-	g.hist.build(rootHist, g.rows, gh)
-	var tot nodeStats
-	for _, b := range rootHist[0][:g.nbins[0]] {
-		tot = tot.add(b)
+	g.hist.build(rootHist, g.rows, q)
+	var tot int64
+	for _, v := range rootHist[0][:g.nbins[0]] {
+		tot += v
 	}
 	nodes[0].stats = tot
 
@@ -106,7 +106,7 @@ func (g *grower) grow(gh []gradPair, trainRows []int32) []treeNode {
 			small, large = r, l
 		}
 		sh := g.pool.get()
-		g.hist.build(sh, g.rows[nodes[small].start:nodes[small].end], gh)
+		g.hist.build(sh, g.rows[nodes[small].start:nodes[small].end], q)
 		subtract(c.hist, c.hist, sh, g.nbins)
 		hists := map[int]histogram{small: sh, large: c.hist}
 		for _, child := range []int{l, r} {
@@ -132,7 +132,12 @@ func (g *grower) grow(gh []gradPair, trainRows []int32) []treeNode {
 // histogram.
 func (g *grower) splittable(n *treeNode, depth, leaves int) bool {
 	return (g.p.MaxDepth == 0 || depth < g.p.MaxDepth) && leaves < g.p.MaxLeaves &&
-		n.end-n.start >= 2*g.p.MinSamplesLeaf && n.stats.H >= 2*g.p.MinHessianLeaf
+		n.end-n.start >= 2*g.p.MinSamplesLeaf && g.hess(n.stats) >= 2*g.p.MinHessianLeaf
+}
+
+func (g *grower) hess(packed int64) float64 {
+	_, h := g.split.qz.unpack(packed)
+	return h
 }
 
 func (g *grower) candidate(nodes []treeNode, node, depth int, h histogram) (candidate, bool) {
@@ -153,12 +158,18 @@ const partitionChunk = 1 << 16
 func (g *grower) partition(start, end, feature int, left *bitset256) int {
 	rows := g.rows[start:end]
 	col := g.data.cols[feature]
+	var goLeft [256]uint8
+	for b := range goLeft {
+		if left.has(uint8(b)) {
+			goLeft[b] = 1
+		}
+	}
 	k := 1
 	if g.p.Workers > 1 {
 		k = min(2*g.p.Workers, max(1, len(rows)/partitionChunk))
 	}
 	if k == 1 {
-		nl := partitionInto(rows, rows, g.scratch, col, left)
+		nl := partitionInto(rows, rows, g.scratch, col, &goLeft)
 		copy(rows[nl:], g.scratch[:len(rows)-nl])
 		return start + nl
 	}
@@ -168,7 +179,7 @@ func (g *grower) partition(start, end, feature int, left *bitset256) int {
 	nls := make([]int, k)
 	parallelFor(k, g.p.Workers, func(c int) {
 		lo, hi := c*len(rows)/k, (c+1)*len(rows)/k
-		nls[c] = partitionInto(rows[lo:hi], lefts[lo:hi], rights[lo:hi], col, left)
+		nls[c] = partitionInto(rows[lo:hi], lefts[lo:hi], rights[lo:hi], col, &goLeft)
 	})
 	nl := 0
 	for _, v := range nls {
@@ -189,16 +200,16 @@ func (g *grower) partition(start, end, feature int, left *bitset256) int {
 
 // partitionInto writes the rows going left to lefts and the others to rights, both in order,
 // and returns the number going left. lefts may be rows itself.
-func partitionInto(rows, lefts, rights []int32, col []uint8, left *bitset256) int {
+func partitionInto(rows, lefts, rights []int32, col []uint8, goLeft *[256]uint8) int {
 	nl, nr := 0, 0
 	for _, r := range rows {
 		// Branch-free: the side is unpredictable, so write the row to both places and advance
 		// one of them.
-		goLeft := int(left.hasBit(col[r]))
+		l := int(goLeft[col[r]])
 		lefts[nl] = r
 		rights[nr] = r
-		nl += goLeft
-		nr += 1 - goLeft
+		nl += l
+		nr += 1 - l
 	}
 	return nl
 }

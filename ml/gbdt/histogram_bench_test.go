@@ -14,9 +14,9 @@ func BenchmarkAccumulate(b *testing.B) {
 	for i := range d.bins {
 		d.bins[i] = uint8(rng.IntN(255))
 	}
-	gh := make([]gradPair, n)
-	for i := range gh {
-		gh[i] = gradPair{rng.NormFloat64(), rng.Float64()}
+	q := make([]int64, n)
+	for i := range q {
+		q[i] = int64(rng.IntN(1000)-500)<<32 + int64(rng.IntN(1000))
 	}
 	var rows []int32
 	for i := 0; i < n; i++ {
@@ -28,7 +28,7 @@ func BenchmarkAccumulate(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		clear(h)
-		accumulate(h, d.bins, nf, 0, rows, gh)
+		accumulate(h, d.bins, nf, 0, rows, q)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)*nf), "ns/update")
 }

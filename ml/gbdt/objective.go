@@ -18,6 +18,13 @@ type objective interface {
 	output(margin float64) float64
 }
 
+// fixedRangeObjective is an objective whose gradients and hessians have known bounds, which
+// computes quantised gradients in one pass.
+type fixedRangeObjective interface {
+	fixedRanges() (maxAbsG, minH, maxH float64)
+	quantizedGradients(rows []int32, margin, label []float64, qz *quantizer)
+}
+
 func newObjective(name string) objective {
 	if name == Binary {
 		return logistic{}
@@ -53,6 +60,23 @@ func (logistic) gradients(rows []int32, margin, label []float64, gh []gradPair) 
 	for _, r := range rows {
 		p := sigmoid(margin[r])
 		gh[r] = gradPair{p - label[r], max(p*(1-p), minHessian)}
+	}
+}
+
+// fixedRanges: p−y lies in (−1, 1) and p(1−p) in (0, 1/4], so the quantisation steps need no
+// pass over the rows to find the ranges.
+func (logistic) fixedRanges() (maxAbsG, minH, maxH float64) { return 1, 0, 0.25 }
+
+// quantizedGradients is gradients fused with quantizer.quantize: one pass, no gradient array.
+func (logistic) quantizedGradients(rows []int32, margin, label []float64, qz *quantizer) {
+	gs, hs := 1/qz.gScale, 1/qz.hScale
+	for _, r := range rows {
+		p := sigmoid(margin[r])
+		h := p * (1 - p)
+		if h < minHessian {
+			h = minHessian
+		}
+		qz.q[r] = qz.pack((p-label[r])*gs, h*hs)
 	}
 }
 

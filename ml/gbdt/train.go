@@ -63,13 +63,13 @@ func Train(ctx context.Context, train *dataset.Frame, p Params, progress func(Ro
 	b := &booster{
 		p: p, obj: obj, label: train.Label, data: data,
 		trainRows: trainRows, validRows: validRows,
-		margin: make([]float64, n), gh: make([]gradPair, n),
+		margin: make([]float64, n), gh: make([]gradPair, n), qz: newQuantizer(n),
 	}
 	base := obj.base(trainRows, train.Label)
 	for i := range b.margin {
 		b.margin[i] = base
 	}
-	g := newGrower(data, feats, p, trainRows)
+	g := newGrower(data, feats, p, b.qz, trainRows)
 
 	m := &Model{Objective: p.Objective, NumFeatures: len(train.Cols), Features: exportFeatures(feats), BaseScore: base}
 	bestLoss, bestRound := math.Inf(1), 0
@@ -78,7 +78,7 @@ func Train(ctx context.Context, train *dataset.Frame, p Params, progress func(Ro
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("gbdt: training stopped after %d of %d rounds: %w", round-1, p.NumTrees, err)
 		}
-		nodes := g.grow(b.gh, trainRows)
+		nodes := g.grow(b.qz.q, trainRows)
 		b.apply(nodes, g.rows)
 		m.Trees = append(m.Trees, exportTree(nodes, feats))
 
@@ -145,13 +145,41 @@ type booster struct {
 	trainRows, validRows []int32
 	margin               []float64
 	gh                   []gradPair
+	qz                   *quantizer
 }
 
-// gradients recomputes the gradients of the training rows at the current margins.
+// gradients recomputes the gradients of the training rows at the current margins and
+// quantises them for the next tree.
 func (b *booster) gradients() {
 	rows := b.trainRows
-	parallelFor((len(rows)+rowChunk-1)/rowChunk, b.p.Workers, func(c int) {
-		b.obj.gradients(rows[c*rowChunk:min(len(rows), (c+1)*rowChunk)], b.margin, b.label, b.gh)
+	chunks := (len(rows) + rowChunk - 1) / rowChunk
+	if fr, ok := b.obj.(fixedRangeObjective); ok {
+		maxAbsG, minH, maxH := fr.fixedRanges()
+		b.qz.setScales(len(rows), maxAbsG, minH, maxH)
+		parallelFor(chunks, b.p.Workers, func(c int) {
+			fr.quantizedGradients(rows[c*rowChunk:min(len(rows), (c+1)*rowChunk)], b.margin, b.label, b.qz)
+		})
+		return
+	}
+	type ranges struct{ maxAbsG, minH, maxH float64 }
+	rs := make([]ranges, chunks)
+	parallelFor(chunks, b.p.Workers, func(c int) {
+		part := rows[c*rowChunk : min(len(rows), (c+1)*rowChunk)]
+		b.obj.gradients(part, b.margin, b.label, b.gh)
+		r := ranges{0, math.Inf(1), 0}
+		for _, i := range part {
+			p := b.gh[i]
+			r.maxAbsG, r.minH, r.maxH = max(r.maxAbsG, math.Abs(p.G)), min(r.minH, p.H), max(r.maxH, p.H)
+		}
+		rs[c] = r
+	})
+	all := ranges{0, math.Inf(1), 0}
+	for _, r := range rs {
+		all.maxAbsG, all.minH, all.maxH = max(all.maxAbsG, r.maxAbsG), min(all.minH, r.minH), max(all.maxH, r.maxH)
+	}
+	b.qz.setScales(len(rows), all.maxAbsG, all.minH, all.maxH)
+	parallelFor(chunks, b.p.Workers, func(c int) {
+		b.qz.quantize(rows[c*rowChunk:min(len(rows), (c+1)*rowChunk)], b.gh)
 	})
 }
 
@@ -170,27 +198,36 @@ func (b *booster) meanLoss(rows []int32) float64 {
 // apply sets the leaf values of a grown tree and adds them to the margins: the training rows
 // through the leaves' row ranges, the validation rows by walking the tree over their bins.
 func (b *booster) apply(nodes []treeNode, partitioned []int32) {
+	var leaves []int
 	for i := range nodes {
 		n := &nodes[i]
-		if !n.leaf {
-			continue
+		if n.leaf {
+			g, h := b.qz.unpack(n.stats)
+			n.value = -g / (h + b.p.L2) * b.p.LearningRate
+			leaves = append(leaves, i)
 		}
-		n.value = -n.stats.G / (n.stats.H + b.p.L2) * b.p.LearningRate
+	}
+	// Leaves own disjoint rows, so they can be applied in parallel.
+	parallelFor(len(leaves), b.p.Workers, func(k int) {
+		n := &nodes[leaves[k]]
 		for _, r := range partitioned[n.start:n.end] {
 			b.margin[r] += n.value
 		}
-	}
+	})
 	bins, nf := b.data.bins, b.data.numFeatures
-	for _, r := range b.validRows {
-		i := 0
-		for !nodes[i].leaf {
-			s := &nodes[i].split
-			if s.left.has(bins[int(r)*nf+s.feature]) {
-				i = nodes[i].left
-			} else {
-				i = nodes[i].right
+	valid := b.validRows
+	parallelFor((len(valid)+rowChunk-1)/rowChunk, b.p.Workers, func(c int) {
+		for _, r := range valid[c*rowChunk : min(len(valid), (c+1)*rowChunk)] {
+			i := 0
+			for !nodes[i].leaf {
+				s := &nodes[i].split
+				if s.left.has(bins[int(r)*nf+s.feature]) {
+					i = nodes[i].left
+				} else {
+					i = nodes[i].right
+				}
 			}
+			b.margin[r] += nodes[i].value
 		}
-		b.margin[r] += nodes[i].value
-	}
+	})
 }
