@@ -107,7 +107,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	httpapi.New(cat, online.NewReader(store, cat), conn, proc, stats, time.Now).Register(rt.HTTP)
+	reader := online.NewReader(store, cat)
+	if cfg.Features.Consume {
+		reader.CheckEpochs(proc)
+	}
+	httpapi.New(cat, reader, conn, proc, stats, time.Now).Register(rt.HTTP)
+	rt.HTTP.AddCheck("online_store", proc.OnlineCheck)
+	if cfg.Features.Consume {
+		// Only the consuming process rebuilds: a lookup-only replica would race it.
+		rt.Group.Go("online store watch", proc.Watch)
+	}
 	if cfg.Features.Consume && len(proc.Topics()) > 0 {
 		consumer, err := kafkax.NewConsumer(cfg.Kafka, kafkax.ConsumerConfig{GroupID: cfg.Features.Group, Topics: proc.Topics(),
 			BatchSize: cfg.Features.BatchSize, BatchWait: 50 * time.Millisecond}, proc.Handle, producer, rt.Log, rt.Registry)

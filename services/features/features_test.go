@@ -29,6 +29,7 @@ import (
 
 type service struct {
 	url, view, stream string
+	prefix            string // Redis key prefix of the online store
 	kafka             kafkax.Config
 	ch                chx.Config
 }
@@ -51,8 +52,9 @@ func start(t *testing.T) *service {
 	}
 	testenv.Topics(t, kcfg, schemas.EventsTopic(stream), schemas.DLQTopic(stream))
 	addr := testenv.FreeAddr(t)
+	prefix := testenv.Unique(t, "t") + ":"
 	vars := map[string]string{"FLYWHEEL_FEATURES_ADDR": addr, "FLYWHEEL_FEATURES_VIEWS_DIR": dir,
-		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": testenv.Unique(t, "t") + ":",
+		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": prefix,
 		"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_REDIS_ADDR": redisCfg.Addr, "FLYWHEEL_LOG_LEVEL": "warn",
 		"FLYWHEEL_FEATURES_STATS_INTERVAL": "200ms"}
 	var cfg features.Config
@@ -73,7 +75,7 @@ func start(t *testing.T) *service {
 			t.Errorf("features stopped with %v", err)
 		}
 	})
-	s := &service{url: "http://" + addr, view: view, stream: stream, kafka: kcfg, ch: ch}
+	s := &service{url: "http://" + addr, view: view, stream: stream, kafka: kcfg, ch: ch, prefix: prefix}
 	testenv.WaitReady(t, s.url, done)
 	return s
 }
@@ -250,6 +252,18 @@ func generate(rng *rand.Rand, cards int, n int, end time.Time) []txn {
 	return txns
 }
 
+// rebuilding reports whether the service says a view's online store is being rebuilt.
+func (s *service) rebuilding(t *testing.T) bool {
+	t.Helper()
+	resp, err := http.Get(s.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(b), "being rebuilt")
+}
+
 func (s *service) waitApplied(t *testing.T, cards []string, txns []txn, at time.Time) {
 	t.Helper()
 	want := map[string]float64{}
@@ -260,6 +274,10 @@ func (s *service) waitApplied(t *testing.T, cards []string, txns []txn, at time.
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		if s.rebuilding(t) {
+			time.Sleep(100 * time.Millisecond) // lookups answer 503 until the view is rebuilt
+			continue
+		}
 		got := s.lookup(t, cards, at)["txn_count_7d"]
 		ok := true
 		for _, c := range cards {

@@ -32,6 +32,8 @@ const MaxOnlineEntities = 1000
 // Backfiller rebuilds a view's state from the event log (stream.Processor).
 type Backfiller interface {
 	Backfill(ctx context.Context, view string, maxWait time.Duration) (stream.BackfillReport, error)
+	// Rebuilding reports whether the view's online state is being rebuilt after a loss.
+	Rebuilding(view string) bool
 }
 
 // API holds the handlers.
@@ -247,7 +249,17 @@ func (a *API) lookup(ctx context.Context, refs []online.Ref, keys []string, reqA
 	if reqAt != nil {
 		at = *reqAt
 	}
+	for _, ref := range refs {
+		if a.backfill != nil && a.backfill.Rebuilding(ref.View) {
+			return nil, &httpx.Error{Status: http.StatusServiceUnavailable, Code: "online_store_rebuilding",
+				Message: online.ErrStoreLost{View: ref.View}.Error() + " — retry shortly"}
+		}
+	}
 	values, err := a.reader.Lookup(ctx, refs, keys, at)
+	var lost online.ErrStoreLost
+	if errors.As(err, &lost) {
+		return nil, &httpx.Error{Status: http.StatusServiceUnavailable, Code: "online_store_rebuilding", Message: lost.Error() + " — retry shortly"}
+	}
 	if err != nil {
 		return nil, httpx.Unavailable("online store unavailable", err)
 	}

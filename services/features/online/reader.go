@@ -23,6 +23,29 @@ type Reader struct {
 	// cached states are shared between concurrent lookups.
 	mu      sync.Mutex
 	decoded map[string]decodedState
+
+	epochs EpochSource // nil: no loss check
+}
+
+// EpochSource knows the epoch of the online state each view was built on ("" when it does
+// not know yet): the stream processor.
+type EpochSource interface {
+	KnownEpoch(view string) string
+}
+
+// ErrStoreLost is returned by a lookup that found the view's epoch missing or changed: the
+// online store no longer holds the state it was built on, and its values must not be served.
+type ErrStoreLost struct{ View string }
+
+func (e ErrStoreLost) Error() string {
+	return "the online store lost the state of view " + e.View + "; it is being rebuilt from the event log"
+}
+
+// CheckEpochs makes every lookup read the view's epoch with its states (same round trip) and
+// fail with ErrStoreLost when it differs from what src knows.
+func (r *Reader) CheckEpochs(src EpochSource) *Reader {
+	r.epochs = src
+	return r
 }
 
 type decodedState struct {
@@ -144,7 +167,17 @@ func (r *Reader) Lookup(ctx context.Context, refs []Ref, entities []string, at t
 	t := at.UnixMilli()
 	for _, name := range order {
 		e := r.engines[name]
-		blobs, err := r.store.States(ctx, e.View, entities)
+		var blobs [][]byte
+		var err error
+		if r.epochs == nil {
+			blobs, err = r.store.States(ctx, e.View, entities)
+		} else {
+			var epoch string
+			blobs, epoch, err = r.store.StatesEpoch(ctx, e.View, entities)
+			if known := r.epochs.KnownEpoch(name); err == nil && known != "" && epoch != known {
+				return nil, ErrStoreLost{View: name}
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -40,14 +40,19 @@ type Processor struct {
 	// events are already in the state (absent until read from Redis).
 	maxIngested map[string]int64
 	cuts        map[string]int64
-	catalog     *views.Catalog
-	engines     map[string]*agg.Engine
-	extract     map[string]*extract.Extractor
-	store       *online.Store
-	conn        driver.Conn
-	stats       *chx.Rollup
-	log         *zap.Logger
-	m           metrics
+	// Online-store loss detection (loss.go): the epoch this process built on per view, the
+	// views being rebuilt, and a lock serialising checks and rebuilds.
+	epochs     map[string]string
+	rebuilding map[string]bool
+	ensureMu   sync.Mutex
+	catalog    *views.Catalog
+	engines    map[string]*agg.Engine
+	extract    map[string]*extract.Extractor
+	store      *online.Store
+	conn       driver.Conn
+	stats      *chx.Rollup
+	log        *zap.Logger
+	m          metrics
 }
 
 // NewStats returns the rollup of the feature_stats table that the processor and the lookup API
@@ -59,15 +64,15 @@ func NewStats(conn driver.Conn, interval time.Duration, log *zap.Logger) *chx.Ro
 }
 
 type metrics struct {
-	applied, late, skipped, bad *prometheus.CounterVec
-	lastEvent                   *prometheus.GaugeVec
+	applied, late, skipped, bad, rebuilds *prometheus.CounterVec
+	lastEvent, rebuilding                 *prometheus.GaugeVec
 }
 
 // New returns a processor.
 func New(cat *views.Catalog, store *online.Store, conn driver.Conn, stats *chx.Rollup, reg prometheus.Registerer, log *zap.Logger) (*Processor, error) {
 	p := &Processor{catalog: cat, engines: map[string]*agg.Engine{}, extract: map[string]*extract.Extractor{},
 		locks: map[string]*sync.RWMutex{}, maxIngested: map[string]int64{}, cuts: map[string]int64{},
-		parts: map[string]map[online.Partition]*partState{},
+		parts: map[string]map[online.Partition]*partState{}, epochs: map[string]string{}, rebuilding: map[string]bool{},
 		store: store, conn: conn, stats: stats, log: log.Named("stream"),
 		m: metrics{
 			applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_features_updates_total",
@@ -80,8 +85,12 @@ func New(cat *views.Catalog, store *online.Store, conn driver.Conn, stats *chx.R
 				Help: "Events without the view's join keys or with undecodable data."}, []string{"view"}),
 			lastEvent: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flywheel_features_last_event_time_seconds",
 				Help: "Event time of the newest applied event (freshness = now - this)."}, []string{"view"}),
+			rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_features_online_rebuilds_total",
+				Help: "Rebuilds of a view's online state from the event log after the online store lost it."}, []string{"view"}),
+			rebuilding: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flywheel_features_online_rebuilding",
+				Help: "1 while a view's online state is being rebuilt (its lookups answer 503)."}, []string{"view"}),
 		}}
-	for _, c := range []prometheus.Collector{p.m.applied, p.m.late, p.m.skipped, p.m.bad, p.m.lastEvent} {
+	for _, c := range []prometheus.Collector{p.m.applied, p.m.late, p.m.skipped, p.m.bad, p.m.lastEvent, p.m.rebuilds, p.m.rebuilding} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -108,6 +117,9 @@ func (p *Processor) Topics() []string {
 // Handle is the kafkax handler. Each view's partitions are applied concurrently: their
 // entities are disjoint, and each has its own offsets, states and commit.
 func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
+	if err := p.EnsureOnline(ctx); err != nil {
+		return kafkax.Transient(err)
+	}
 	envelopes := make([]schemas.Event, len(batch))
 	byPart := map[online.Partition][]int{}
 	var order []online.Partition
@@ -132,7 +144,13 @@ func (p *Processor) Handle(ctx context.Context, batch []kafka.Message) error {
 		if len(parts) == 0 {
 			continue
 		}
-		if err := p.applyView(ctx, v, parts, batch, envelopes, byPart); err != nil {
+		err := p.applyView(ctx, v, parts, batch, envelopes, byPart)
+		if rebuilt, lerr := p.handleLoss(ctx, err); rebuilt {
+			err = p.applyView(ctx, v, parts, batch, envelopes, byPart)
+		} else {
+			err = lerr
+		}
+		if err != nil {
 			return kafkax.Transient(err)
 		}
 	}
@@ -272,6 +290,10 @@ func (p *Processor) preparePartition(ctx context.Context, v *views.View, part on
 		return nil, err
 	}
 	applied := offsets[0]
+	if first := batch[idx[0]].Offset; applied >= 0 && first > applied+1 {
+		// The consumer group committed past what the store holds: Redis lost writes.
+		return nil, &errStoreBehind{view: v.Name, applied: applied, first: first, topic: part.Topic, partition: part.Partition}
+	}
 	ps := p.partState(v.Name, part)
 	if ps.valid && ps.committed != applied {
 		// Someone else wrote this partition since we did: forget its cached states.
