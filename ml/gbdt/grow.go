@@ -12,13 +12,13 @@ type treeNode struct {
 
 // grower grows one tree at a time over the training rows, reusing its buffers.
 type grower struct {
-	data  *binnedData
-	feats []featureBins
-	nbins []int
-	p     Params
-	split splitter
-	pool  histPool
-	hist  histBuilder
+	data      *binnedData
+	feats     []featureBins
+	nbins     []int
+	p         Params
+	splitters [2]splitter // one per child, so that both children are searched at once
+	pool      histPool
+	hist      histBuilder
 
 	rows     []int32 // the training rows, partitioned in place so that each node owns a range
 	scratch  []int32
@@ -40,13 +40,15 @@ func newGrower(d *binnedData, feats []featureBins, p Params, qz *quantizer, trai
 	}
 	gr := &grower{
 		data: d, feats: feats, nbins: nbins, p: p,
-		split: splitter{
-			feats: feats, qz: qz, lambda: p.L2, minSamples: float64(p.MinSamplesLeaf), minHess: p.MinHessianLeaf,
-			order: make([]int, 0, 256), keys: make([]float64, 256),
-		},
 		pool:    histPool{nf: d.numFeatures},
 		rows:    append([]int32(nil), trainRows...),
 		scratch: make([]int32, len(trainRows)), scratch2: make([]int32, len(trainRows)),
+	}
+	for i := range gr.splitters {
+		gr.splitters[i] = splitter{
+			feats: feats, qz: qz, lambda: p.L2, minSamples: float64(p.MinSamplesLeaf), minHess: p.MinHessianLeaf,
+			order: make([]int, 0, 256), keys: make([]float64, 256),
+		}
 	}
 	gr.hist = histBuilder{data: d, nbins: nbins, workers: p.Workers, pool: &gr.pool}
 	return gr
@@ -67,7 +69,7 @@ func (g *grower) grow(q []int64, trainRows []int32) []treeNode {
 	nodes[0].stats = tot
 
 	var open []candidate
-	if c, ok := g.candidate(nodes, 0, 0, rootHist); ok {
+	if c, ok := g.candidate(&g.splitters[0], nodes, 0, 0, rootHist); ok {
 		open = append(open, c)
 	} else {
 		g.pool.put(rootHist)
@@ -101,24 +103,27 @@ func (g *grower) grow(q []int64, trainRows []int32) []treeNode {
 		}
 		// Build the smaller child's histogram from its rows; the larger one's is the parent's
 		// minus it, computed in the parent's buffer.
-		small, large := l, r
+		small := l
 		if nodes[r].end-nodes[r].start < nodes[l].end-nodes[l].start {
-			small, large = r, l
+			small = r
 		}
 		sh := g.pool.get()
 		g.hist.build(sh, g.rows[nodes[small].start:nodes[small].end], q)
 		subtract(c.hist, c.hist, sh, g.nbins)
-		hists := map[int]histogram{small: sh, large: c.hist}
-		for _, child := range []int{l, r} {
-			ok := child == l && lOK || child == r && rOK
-			var cc candidate
-			if ok {
-				cc, ok = g.candidate(nodes, child, depth, hists[child])
+		children, oks, hists := [2]int{l, r}, [2]bool{lOK, rOK}, [2]histogram{c.hist, c.hist}
+		hists[small-l] = sh
+		// The two children's split searches are independent: one goroutine each.
+		var cands [2]candidate
+		parallelFor(2, g.p.Workers, func(i int) {
+			if oks[i] {
+				cands[i], oks[i] = g.candidate(&g.splitters[i], nodes, children[i], depth, hists[i])
 			}
-			if ok {
-				open = append(open, cc)
+		})
+		for i := range cands {
+			if oks[i] {
+				open = append(open, cands[i])
 			} else {
-				g.pool.put(hists[child])
+				g.pool.put(hists[i])
 			}
 		}
 	}
@@ -136,16 +141,16 @@ func (g *grower) splittable(n *treeNode, depth, leaves int) bool {
 }
 
 func (g *grower) hess(packed int64) float64 {
-	_, h := g.split.qz.unpack(packed)
+	_, h := g.splitters[0].qz.unpack(packed)
 	return h
 }
 
-func (g *grower) candidate(nodes []treeNode, node, depth int, h histogram) (candidate, bool) {
+func (g *grower) candidate(s *splitter, nodes []treeNode, node, depth int, h histogram) (candidate, bool) {
 	n := &nodes[node]
 	if !g.splittable(n, depth, 1) {
 		return candidate{}, false
 	}
-	best, ok := g.split.best(h, n.stats, n.end-n.start)
+	best, ok := s.best(h, n.stats, n.end-n.start)
 	return candidate{node: node, depth: depth, hist: h, best: best}, ok
 }
 
