@@ -19,9 +19,12 @@ type Params struct {
 	NumTrees     int     // boosting rounds (trees), ≥ 1
 	LearningRate float64 // shrinkage applied to every leaf value, in (0, 1]
 
-	MaxDepth       int     // deepest level of a leaf (root is depth 0); 0 means unlimited
-	MaxLeaves      int     // leaves per tree; 0 means 2^MaxDepth (31 when MaxDepth is 0)
-	MinSamplesLeaf int     // rows a leaf must keep, ≥ 1
+	MaxDepth  int // deepest level of a leaf (root is depth 0); 0 means unlimited
+	MaxLeaves int // leaves per tree; 0 means 2^MaxDepth (31 when MaxDepth is 0)
+	// MinSamplesLeaf is the rows a leaf must keep, ≥ 1. Split candidates estimate a side's
+	// rows from its hessian sum (exact for regression; for binary, where hessians differ
+	// between rows, an estimate, as in LightGBM), so a binary leaf may end a little under it.
+	MinSamplesLeaf int
 	MinHessianLeaf float64 // hessian sum a leaf must keep (min_child_weight), ≥ 0
 	L2             float64 // L2 regularisation λ of leaf values, ≥ 0
 

@@ -23,26 +23,20 @@ func (m *Model) Predict(row []float64) float64 {
 func (m *Model) PredictRaw(row []float64) float64 {
 	s := m.BaseScore
 	for t := range m.Trees {
-		s += m.leafValue(m.Trees[t].Nodes, func(f int32) float64 { return row[f] })
+		// Validate guarantees that child indices increase, so the walk ends.
+		nodes := m.Trees[t].Nodes
+		i := int32(0)
+		for nodes[i].Feature >= 0 {
+			n := &nodes[i]
+			if m.goesLeft(n, row[n.Feature]) {
+				i = n.Left
+			} else {
+				i = n.Right
+			}
+		}
+		s += nodes[i].Value
 	}
 	return s
-}
-
-// leafValue walks one tree. Validate guarantees that child indices increase, so the walk
-// ends.
-func (m *Model) leafValue(nodes []Node, value func(f int32) float64) float64 {
-	i := int32(0)
-	for {
-		n := &nodes[i]
-		if n.Feature < 0 {
-			return n.Value
-		}
-		if m.goesLeft(n, value(n.Feature)) {
-			i = n.Left
-		} else {
-			i = n.Right
-		}
-	}
 }
 
 func (m *Model) goesLeft(n *Node, v float64) bool {
@@ -52,6 +46,10 @@ func (m *Model) goesLeft(n *Node, v float64) bool {
 	if !m.Features[n.Feature].Categorical {
 		return v <= n.Threshold
 	}
+	return m.categoricalLeft(n, v)
+}
+
+func (m *Model) categoricalLeft(n *Node, v float64) bool {
 	if v < 0 || v != math.Trunc(v) || v > math.MaxInt32 {
 		return n.DefaultLeft
 	}
@@ -93,9 +91,17 @@ func (m *Model) PredictFrame(f *dataset.Frame, out []float64) {
 		}
 		for t := range m.Trees {
 			nodes := m.Trees[t].Nodes
-			for i := range block {
-				r := lo + i
-				block[i] += m.leafValue(nodes, func(f32 int32) float64 { return f.Cols[f32][r] })
+			for k := range block {
+				r, i := lo+k, int32(0)
+				for nodes[i].Feature >= 0 {
+					n := &nodes[i]
+					if m.goesLeft(n, f.Cols[n.Feature][r]) {
+						i = n.Left
+					} else {
+						i = n.Right
+					}
+				}
+				block[k] += nodes[i].Value
 			}
 		}
 		for i := range block {

@@ -44,15 +44,22 @@ type splitter struct {
 	keys         []float64 // scratch: categorical ordering keys by bin
 }
 
-// gainOf is the loss reduction of splitting a node of totals tot (score parent) into l and
-// tot−l, or -1 when a side breaks the constraints.
-func (s *splitter) gainOf(l, tot int64, parent float64) float64 {
-	gl, hl := s.qz.unpack(l)
-	gr, hr := s.qz.unpack(tot - l)
+// gainOf is the loss reduction of splitting a node of quantised totals (tg, th) (score
+// parent) into (lg, lh) and the rest, or -1 when a side breaks the constraints. Working on
+// the integer sums keeps both sides exact.
+func (s *splitter) gainOf(lg, lh, tg, th int64, parent float64) float64 {
+	gl, hl := float64(lg)*s.qz.gScale, float64(lh)*s.qz.hScale
+	gr, hr := float64(tg-lg)*s.qz.gScale, float64(th-lh)*s.qz.hScale
 	if hl*s.countPerHess < s.minSamples || hl < s.minHess || hr*s.countPerHess < s.minSamples || hr < s.minHess {
 		return -1
 	}
 	return gl*gl/(hl+s.lambda) + gr*gr/(hr+s.lambda) - parent
+}
+
+// split2 returns the quantised gradient and hessian sums of a packed sum.
+func split2(v int64) (g, h int64) {
+	h = int64(uint32(v))
+	return (v - h) >> 32, h
 }
 
 // hessQ is the quantised hessian sum of a packed sum: positive exactly when rows are in it.
@@ -82,18 +89,20 @@ func (s *splitter) best(h histogram, tot int64, rows int) (best split, ok bool) 
 
 func (s *splitter) bestNumeric(best *split, ok *bool, f int, fh *featureHist, tot int64, parent float64) {
 	fb := &s.feats[f]
-	miss := fh[fb.missingBin()]
-	hasMiss := hessQ(miss) > 0
+	tg, th := split2(tot)
+	mg, mh := split2(fh[fb.missingBin()])
+	hasMiss := mh > 0
 	found, thr, missLeft := false, 0, false
-	var bestL, l int64
+	var lg, lh int64
 	for b := range fb.valueBins() {
-		l += fh[b]
-		if g := s.gainOf(l, tot, parent); g > best.gain {
-			best.gain, found, thr, missLeft, bestL = g, true, b, false, l
+		g, h := split2(fh[b])
+		lg, lh = lg+g, lh+h
+		if gain := s.gainOf(lg, lh, tg, th, parent); gain > best.gain {
+			best.gain, found, thr, missLeft = gain, true, b, false
 		}
 		if hasMiss {
-			if g := s.gainOf(l+miss, tot, parent); g > best.gain {
-				best.gain, found, thr, missLeft, bestL = g, true, b, true, l+miss
+			if gain := s.gainOf(lg+mg, lh+mh, tg, th, parent); gain > best.gain {
+				best.gain, found, thr, missLeft = gain, true, b, true
 			}
 		}
 	}
@@ -101,7 +110,14 @@ func (s *splitter) bestNumeric(best *split, ok *bool, f int, fh *featureHist, to
 		return
 	}
 	*ok = true
-	best.feature, best.threshold, best.l, best.r = f, thr, bestL, tot-bestL
+	var l int64
+	for b := 0; b <= thr; b++ {
+		l += fh[b]
+	}
+	if missLeft {
+		l += fh[fb.missingBin()]
+	}
+	best.feature, best.threshold, best.l, best.r = f, thr, l, tot-l
 	// Without missing values in this node, send future ones to the heavier child.
 	best.defaultLeft = missLeft || (!hasMiss && hessQ(best.l) >= hessQ(best.r))
 	best.left = bitset256{}
@@ -137,14 +153,17 @@ func (s *splitter) bestCategorical(best *split, ok *bool, f int, fh *featureHist
 	})
 	found, cut, missLeft := false, 0, false
 	var bestL, l int64
+	tg, th := split2(tot)
+	mg, mh := split2(miss)
 	for i, b := range order {
 		l += fh[b]
-		if g := s.gainOf(l, tot, parent); g > best.gain {
-			best.gain, found, cut, missLeft, bestL = g, true, i, false, l
+		lg, lh := split2(l)
+		if gain := s.gainOf(lg, lh, tg, th, parent); gain > best.gain {
+			best.gain, found, cut, missLeft, bestL = gain, true, i, false, l
 		}
 		if hasMiss {
-			if g := s.gainOf(l+miss, tot, parent); g > best.gain {
-				best.gain, found, cut, missLeft, bestL = g, true, i, true, l+miss
+			if gain := s.gainOf(lg+mg, lh+mh, tg, th, parent); gain > best.gain {
+				best.gain, found, cut, missLeft, bestL = gain, true, i, true, l+miss
 			}
 		}
 	}

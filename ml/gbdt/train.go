@@ -91,7 +91,7 @@ func Train(ctx context.Context, train *dataset.Frame, p Params, progress func(Ro
 		if progress != nil {
 			r.TrainLoss = b.meanLoss(trainRows)
 		}
-		if len(validRows) > 0 {
+		if len(validRows) > 0 && (progress != nil || p.EarlyStoppingRounds > 0) {
 			r.ValidationLoss = b.meanLoss(validRows)
 		}
 		if progress != nil {
