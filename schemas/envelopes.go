@@ -29,6 +29,11 @@ type DLQRecord struct {
 	Payload         string     `json:"payload"`
 	PayloadEncoding string     `json:"payload_encoding"`
 	Source          *DLQSource `json:"source,omitempty"`
+	// Truncated is set when the record would not fit in a Kafka message: Payload then holds
+	// only a prefix of the original bytes, whose full size and sha256 follow.
+	Truncated      bool   `json:"truncated,omitempty"`
+	OriginalSize   int    `json:"original_size,omitempty"`
+	OriginalSHA256 string `json:"original_sha256,omitempty"`
 }
 
 // DLQSource says where a dead-lettered record came from.

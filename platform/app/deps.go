@@ -88,6 +88,12 @@ func (rt *Runtime) Kafka(ctx context.Context, cfg kafkax.Config, topics ...strin
 		_ = admin.Close()
 		return nil, nil, err
 	}
+	if n, err := admin.MaxMessageBytes(ctx, ""); err != nil {
+		rt.Log.Warn("the brokers did not say their message size limit; using FLYWHEEL_KAFKA_MAX_MESSAGE_BYTES",
+			zap.Int("max_message_bytes", cfg.MaxMessageBytes), zap.String("error", err.Error()))
+	} else if n > 0 {
+		cfg.MaxMessageBytes = n
+	}
 	producer := kafkax.NewProducer(cfg)
 	rt.HTTP.AddCheck("kafka", admin.Check)
 	rt.Group.Defer("kafka admin", admin.Close)

@@ -19,6 +19,8 @@ type Config struct {
 	BatchSize         int           `env:"KAFKA_PRODUCER_BATCH_SIZE" default:"1000" usage:"messages per produce request"`
 	BatchTimeout      time.Duration `env:"KAFKA_PRODUCER_LINGER" default:"2ms" usage:"how long the producer waits to fill a batch"`
 	DialTimeout       time.Duration `env:"KAFKA_DIAL_TIMEOUT" default:"5s" usage:"connection timeout"`
+	// MaxMessageBytes is used when the brokers do not tell their limit (see Admin.MaxMessageBytes).
+	MaxMessageBytes int `env:"KAFKA_MAX_MESSAGE_BYTES" default:"1048576" usage:"largest record the brokers accept when they do not say (Kafka's default message.max.bytes)"`
 }
 
 // Validate checks the broker list and sizes.
@@ -36,6 +38,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplicationFactor < 1 {
 		return config.Invalid("KAFKA_REPLICATION_FACTOR", "must be at least 1, got %d", c.ReplicationFactor)
+	}
+	if c.MaxMessageBytes < 1024 {
+		return config.Invalid("KAFKA_MAX_MESSAGE_BYTES", "must be at least 1024, got %d", c.MaxMessageBytes)
 	}
 	if c.BatchSize < 1 {
 		return config.Invalid("KAFKA_PRODUCER_BATCH_SIZE", "must be at least 1, got %d", c.BatchSize)

@@ -20,19 +20,25 @@ type Message struct {
 // Producer writes keyed messages with acks from all in-sync replicas. It is safe for
 // concurrent use; concurrent calls are batched together.
 type Producer struct {
-	w *kafka.Writer
+	w        *kafka.Writer
+	maxBytes int
 }
 
 // NewProducer returns a producer for cfg's brokers. Messages are partitioned by the murmur2
 // hash of their key, as the Java client does, so producers in any language agree on which
 // partition holds an entity.
 func NewProducer(cfg Config) *Producer {
-	return &Producer{w: &kafka.Writer{
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1 << 20
+	}
+	return &Producer{maxBytes: cfg.MaxMessageBytes, w: &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    cfg.BatchSize,
-		BatchBytes:   16 << 20,
+		// The broker's limit applies to a whole record batch: batches above it would be
+		// refused entirely, so kafka-go splits them to fit.
+		BatchBytes:   int64(cfg.MaxMessageBytes),
 		BatchTimeout: cfg.BatchTimeout,
 		MaxAttempts:  5,
 		WriteTimeout: 10 * time.Second,
@@ -56,6 +62,10 @@ func (p *Producer) Produce(ctx context.Context, msgs ...Message) error {
 	}
 	return nil
 }
+
+// MaxMessageBytes is the largest record (key, value and headers with their framing) the
+// brokers accept.
+func (p *Producer) MaxMessageBytes() int { return p.maxBytes }
 
 // Close flushes pending writes and closes connections.
 func (p *Producer) Close() error { return p.w.Close() }

@@ -44,7 +44,7 @@ func produceRetrying(t *testing.T, p *kafkax.Producer, topic, prefix string, n i
 func TestConsumerSurvivesBrokerRestart(t *testing.T) {
 	broker := testenv.PrivateKafka(t)
 	cfg := kafkax.Config{Brokers: []string{broker.Addr()}, Partitions: 3, ReplicationFactor: 1,
-		BatchSize: 100, BatchTimeout: 2 * time.Millisecond, DialTimeout: time.Second}
+		BatchSize: 100, BatchTimeout: 2 * time.Millisecond, DialTimeout: time.Second, MaxMessageBytes: 1 << 20}
 	topic, group := testenv.Unique(t, "restart"), testenv.Unique(t, "g")
 	admin := kafkax.NewAdmin(cfg)
 	defer admin.Close()

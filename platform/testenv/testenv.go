@@ -73,7 +73,7 @@ func Kafka(t testing.TB) kafkax.Config {
 	brokers := env(t, "FLYWHEEL_KAFKA_BROKERS")
 	reachable(t, "Kafka (dev broker)", strings.Split(brokers, ",")[0])
 	return kafkax.Config{Brokers: strings.Split(brokers, ","), Partitions: 3, ReplicationFactor: 1,
-		BatchSize: 100, BatchTimeout: 2 * time.Millisecond, DialTimeout: 5 * time.Second}
+		BatchSize: 100, BatchTimeout: 2 * time.Millisecond, DialTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20}
 }
 
 // Redis returns a client and a key prefix of the test's own; keys under it are deleted at the end.

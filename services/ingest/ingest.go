@@ -140,7 +140,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	rt.Group.Go("stats", recorder.Run)
 	validator := validate.New(validate.Config{MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxDepth: cfg.Ingest.MaxDepth}, time.Now)
-	ingestor := pipeline.New(validator, dedupe.New(redis, cfg.Ingest.RedisPrefix, cfg.Ingest.DedupeHorizon), producer, recorder, time.Now, rt.Log)
+	ingestor := pipeline.New(validator, dedupe.New(redis, cfg.Ingest.RedisPrefix, cfg.Ingest.DedupeHorizon), producer, recorder, time.Now, rt.Log).
+		WithMessageLimit(producer.MaxMessageBytes())
+	rt.Log.Info("event size limit", zap.Int("max_event_bytes", ingestor.MaxEventBytes()), zap.Int("max_message_bytes", producer.MaxMessageBytes()))
 	httpapi.New(cat, ingestor, cfg.Ingest.MaxEvents).Register(rt.HTTP)
 
 	if cfg.Ingest.ConsumeRaw {

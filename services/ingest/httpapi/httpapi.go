@@ -85,6 +85,11 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) error {
 	if res.Errors == nil {
 		res.Errors = []pipeline.Rejection{}
 	}
+	if len(records) == 1 && len(res.Errors) == 1 && res.Errors[0].Code == "event_too_large" {
+		// One event that can never fit: a clear 4xx, not a 200 the client might overlook
+		// (its dead letter, truncated to fit, is on dlq.<stream> like any reject).
+		return &httpx.Error{Status: http.StatusRequestEntityTooLarge, Code: "event_too_large", Message: res.Errors[0].Reasons[0][len("/: event_too_large: "):]}
+	}
 	httpx.WriteJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -48,6 +48,8 @@ type Record struct {
 type Rejection struct {
 	Index   int      `json:"index"`
 	Reasons []string `json:"reasons"`
+	// Code is "event_too_large" for an event over the size limit (whatever its content).
+	Code string `json:"code,omitempty"`
 }
 
 // Result of one batch. Accepted counts every valid event, including Duplicates (valid events
@@ -61,13 +63,34 @@ type Result struct {
 
 // Ingestor runs batches through validation, dedupe and publishing. Safe for concurrent use.
 type Ingestor struct {
-	validator *validate.Validator
-	dedupe    Deduper
-	publisher Publisher
-	stats     StatsRecorder
-	now       func() time.Time
-	log       *zap.Logger
+	maxEventBytes int // 0: no limit of ours (the broker's still applies)
+	maxDLQBytes   int
+	validator     *validate.Validator
+	dedupe        Deduper
+	publisher     Publisher
+	stats         StatsRecorder
+	now           func() time.Time
+	log           *zap.Logger
 }
+
+// EnvelopeReserve is the room an event's envelope (stream, ids, times) and key take on top
+// of the event itself, with identifiers up to 256 bytes each.
+const EnvelopeReserve = 1024
+
+// TooLargeKey is the statistics key of events rejected for their size.
+const TooLargeKey = "/: event_too_large"
+
+// WithMessageLimit makes the ingestor agree with the broker on sizes: an event whose envelope
+// would not fit in maxMessageBytes is rejected as event_too_large (never retried in vain),
+// and dead letters are truncated to fit.
+func (in *Ingestor) WithMessageLimit(maxMessageBytes int) *Ingestor {
+	in.maxDLQBytes = maxMessageBytes - kafkax.RecordOverhead
+	in.maxEventBytes = in.maxDLQBytes - EnvelopeReserve
+	return in
+}
+
+// MaxEventBytes is the largest event accepted (0 when unlimited).
+func (in *Ingestor) MaxEventBytes() int { return in.maxEventBytes }
 
 // New returns an ingestor.
 func New(v *validate.Validator, d Deduper, p Publisher, s StatsRecorder, now func() time.Time, log *zap.Logger) *Ingestor {
@@ -94,9 +117,14 @@ func (in *Ingestor) Ingest(ctx context.Context, s *catalog.Stream, transport str
 	for i, rec := range records {
 		var reasons []string
 		var keys []string
-		if rec.Err != nil {
+		switch {
+		case rec.Err != nil:
 			reasons, keys = []string{"/: " + rec.Err.Error()}, []string{"/: unparseable"}
-		} else {
+		case in.maxEventBytes > 0 && len(rec.Raw) > in.maxEventBytes:
+			reasons = []string{fmt.Sprintf("/: event_too_large: the event is %d bytes; the limit is %d bytes (the broker's largest message less the envelope)",
+				len(rec.Raw), in.maxEventBytes)}
+			keys = []string{TooLargeKey}
+		default:
 			ev, why := in.validator.Validate(s, rec.Raw)
 			if why == nil {
 				if _, dup := seen[ev.ID]; dup {
@@ -114,9 +142,13 @@ func (in *Ingestor) Ingest(ctx context.Context, s *catalog.Stream, transport str
 				keys = append(keys, r.Key())
 			}
 		}
-		res.Errors = append(res.Errors, Rejection{Index: i, Reasons: reasons})
+		rej := Rejection{Index: i, Reasons: reasons}
+		if len(keys) == 1 && keys[0] == TooLargeKey {
+			rej.Code = "event_too_large"
+		}
+		res.Errors = append(res.Errors, rej)
 		rejectedStats = append(rejectedStats, keys)
-		msg, err := dlqMessage(s.Name, reasons, receivedAt, rec)
+		msg, err := dlqMessage(s.Name, reasons, receivedAt, rec, in.maxDLQBytes)
 		if err != nil {
 			return Result{}, err
 		}
@@ -177,11 +209,14 @@ func (in *Ingestor) Ingest(ctx context.Context, s *catalog.Stream, transport str
 	return res, nil
 }
 
-func dlqMessage(stream string, reasons []string, receivedAt time.Time, rec Record) (kafkax.Message, error) {
+func dlqMessage(stream string, reasons []string, receivedAt time.Time, rec Record, limit int) (kafkax.Message, error) {
 	d := schemas.NewDLQRecord(stream, reasons, receivedAt, rec.Raw)
 	src := rec.Source
 	d.Source = &src
-	value, err := d.Encode()
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	value, err := d.EncodeWithin(limit - len(rec.Key))
 	if err != nil {
 		return kafkax.Message{}, fmt.Errorf("encode dlq record: %w", err)
 	}
