@@ -66,10 +66,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("nats: %w", err)
 	}
 	prefix := cfg.Registry.Prefix
-	publisher := events.New(producer, nc.NC, prefix, rt.Log.Named("events"), rt.Registry)
-	var st *store.Store
+	var (
+		outbox *events.Outbox
+		relay  *events.Relay
+		st     *store.Store
+	)
 	if err := rt.Await(ctx, "registry store buckets", func(ctx context.Context) (err error) {
-		st, err = store.Open(ctx, nc.JS, prefix, store.WithNotifier(publisher))
+		if outbox == nil {
+			if outbox, err = events.OpenOutbox(ctx, nc.JS, prefix, rt.Log.Named("events"), rt.Registry); err != nil {
+				return err
+			}
+		}
+		if relay == nil {
+			if relay, err = events.NewRelay(ctx, nc.JS, nc.NC, producer, events.RelayConfig{Prefix: prefix}, rt.Log.Named("relay"), rt.Registry); err != nil {
+				return err
+			}
+		}
+		st, err = store.Open(ctx, nc.JS, prefix, store.WithNotifier(outbox))
 		return err
 	}); err != nil {
 		return err
@@ -83,7 +96,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	runs := runindex.NewRuns(st.RunsKV(), conn, rt.Log.Named("runindex"))
 	metrics := runindex.NewMetrics(nc.JS, st.MetricsStream(), prefix+"registry-metric-history", conn, rt.Log.Named("metrics"))
-	rt.Group.Go("events", publisher.Run)
+	rt.Group.Go("events", relay.Run)
 	rt.Group.Go("runs index", runs.Run)
 	rt.Group.Go("metric history", metrics.Run)
 

@@ -52,7 +52,8 @@ func Names(prefix string) (buckets, streams []string) {
 }
 
 // Notifier is told about every committed change (after the write, never before), to publish
-// it on Kafka and NATS. It must not block for long.
+// it on Kafka and NATS. It returns once the event is durable (the events outbox), so an
+// answered change always has its event.
 type Notifier interface {
 	Notify(ctx context.Context, ev schemas.RegistryEvent)
 }
