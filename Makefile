@@ -85,7 +85,7 @@ bench:
 	  $(GO) test -run '^$$' -bench . -benchmem -count=$${COUNT:-5} $(MODULES) | tee $(DEV_DIR)/bench.txt
 
 fuzz:
-	@for target in $$(grep -rl --include='*_test.go' '^func Fuzz' services platform schemas | xargs -n1 dirname | sort -u); do \
+	@for target in $$(grep -rl --include='*_test.go' '^func Fuzz' services platform schemas ml | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -h '^func Fuzz' $$target/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "fuzz $$target $$f"; (cd $$target && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} .) || exit 1; \
 	  done; done
