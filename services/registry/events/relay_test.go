@@ -1,0 +1,322 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/flywheel-ml/flywheel/platform/kafkax"
+	"github.com/flywheel-ml/flywheel/platform/natsx"
+	"github.com/flywheel-ml/flywheel/platform/testenv"
+	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/services/registry/events"
+)
+
+// fixture is an outbox and a Kafka topic of the test's own.
+type fixture struct {
+	t      *testing.T
+	conn   *natsx.Conn
+	kcfg   kafkax.Config
+	prefix string
+	topic  string
+	outbox *events.Outbox
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{t: t, conn: testenv.NATS(t), kcfg: testenv.Kafka(t), prefix: testenv.Unique(t, "EV") + "_", topic: testenv.Unique(t, "registry")}
+	testenv.Topics(t, f.kcfg, f.topic)
+	t.Cleanup(func() {
+		stream, bucket := events.Names(f.prefix)
+		_ = f.conn.JS.DeleteStream(context.Background(), stream)
+		_ = f.conn.JS.DeleteKeyValue(context.Background(), bucket)
+	})
+	var err error
+	if f.outbox, err = events.OpenOutbox(testenv.Context(t), f.conn.JS, f.prefix, zap.NewNop(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// commit appends n events over three models, as the store does after each commit, and
+// returns them with the ids they were given.
+func (f *fixture) commit(n int) []schemas.RegistryEvent {
+	f.t.Helper()
+	out := make([]schemas.RegistryEvent, n)
+	for i := range out {
+		out[i] = schemas.RegistryEvent{ID: fmt.Sprintf("ev-%03d", i), Type: schemas.RegistryVersionCreated,
+			Model: fmt.Sprintf("m%d", i%3), Version: i/3 + 1, At: time.Unix(1_800_000_000, 0).UTC()}
+		f.outbox.Notify(context.Background(), out[i])
+	}
+	return out
+}
+
+// relay starts a relay with producer; the returned stop cancels it and waits for Run.
+func (f *fixture) relay(p events.Producer) (stop func() time.Duration) {
+	f.t.Helper()
+	r, err := events.NewRelay(testenv.Context(f.t), f.conn.JS, f.conn.NC, p, events.RelayConfig{Prefix: f.prefix, Topic: f.topic, Batch: 4}, zap.NewNop(), nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	var took time.Duration
+	stop = func() time.Duration {
+		once.Do(func() {
+			start := time.Now()
+			cancel()
+			if err := <-done; err != nil {
+				f.t.Errorf("relay Run: %v", err)
+			}
+			took = time.Since(start)
+		})
+		return took
+	}
+	f.t.Cleanup(func() { stop() })
+	return stop
+}
+
+// read returns every event on the topic, per key in partition order, waiting until at
+// least want distinct ids arrived (or failing).
+func (f *fixture) read(want int) map[string][]schemas.RegistryEvent {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(testenv.Context(f.t), 30*time.Second)
+	defer cancel()
+	for {
+		byKey, ids := map[string][]schemas.RegistryEvent{}, map[string]bool{}
+		for p := range f.kcfg.Partitions {
+			conn, err := kafka.DialLeader(ctx, "tcp", f.kcfg.Brokers[0], f.topic, p)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			end, err := conn.ReadLastOffset()
+			conn.Close()
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.kcfg.Brokers, Topic: f.topic, Partition: p, MaxWait: 100 * time.Millisecond})
+			for next := int64(0); next < end; {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					f.t.Fatalf("read %s: %v", f.topic, err)
+				}
+				next = m.Offset + 1
+				var ev schemas.RegistryEvent
+				if err := json.Unmarshal(m.Value, &ev); err != nil {
+					f.t.Fatalf("event JSON %s: %v", m.Value, err)
+				}
+				if string(m.Key) != ev.Model {
+					f.t.Fatalf("event %s keyed %q, want its model %q", ev.ID, m.Key, ev.Model)
+				}
+				byKey[ev.Model] = append(byKey[ev.Model], ev)
+				ids[ev.ID] = true
+			}
+			r.Close()
+		}
+		if len(ids) >= want {
+			return byKey
+		}
+		select {
+		case <-ctx.Done():
+			f.t.Fatalf("%d of %d events on %s", len(ids), want, f.topic)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// checkAll fails unless every committed event is on Kafka, with its id and fields, and each
+// model's events first appear in commit order.
+func (f *fixture) checkAll(committed []schemas.RegistryEvent) (duplicates int) {
+	f.t.Helper()
+	byKey := f.read(len(committed))
+	wantByKey := map[string][]schemas.RegistryEvent{}
+	for _, ev := range committed {
+		wantByKey[ev.Model] = append(wantByKey[ev.Model], ev)
+	}
+	for model, want := range wantByKey {
+		seen := map[string]bool{}
+		var firsts []schemas.RegistryEvent
+		for _, ev := range byKey[model] {
+			if seen[ev.ID] {
+				duplicates++
+				continue
+			}
+			seen[ev.ID] = true
+			firsts = append(firsts, ev)
+		}
+		if len(firsts) != len(want) {
+			f.t.Fatalf("model %s: %d distinct events on Kafka, want %d", model, len(firsts), len(want))
+		}
+		for i := range want {
+			if firsts[i] != want[i] {
+				f.t.Fatalf("model %s event %d: got %+v, want %+v (order or content changed)", model, i, firsts[i], want[i])
+			}
+		}
+	}
+	return duplicates
+}
+
+// hangAfter acknowledges the first n produce calls through the real producer, then hangs
+// until its context ends: a relay that dies between the commit and the Kafka publish.
+type hangAfter struct {
+	real events.Producer
+	n    int32
+	// landed: the hanging call first writes its batch, so Kafka has it but the relay dies
+	// before it hears so (before it stores its position).
+	landed bool
+	calls  atomic.Int32
+	hung   chan struct{}
+	once   sync.Once
+}
+
+func (h *hangAfter) Produce(ctx context.Context, msgs ...kafkax.Message) error {
+	if h.calls.Add(1) <= h.n {
+		return h.real.Produce(ctx, msgs...)
+	}
+	if h.landed {
+		if err := h.real.Produce(ctx, msgs...); err != nil {
+			return err
+		}
+	}
+	h.once.Do(func() { close(h.hung) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// The change is committed (in the outbox) and the relay stops before Kafka has it: a new
+// relay resumes from the stored position and every event reaches Kafka with its id, in
+// order per model.
+func TestRelayResumesAfterACrashBeforeThePublish(t *testing.T) {
+	f := newFixture(t)
+	real := kafkax.NewProducer(f.kcfg)
+	t.Cleanup(func() { _ = real.Close() })
+	committed := f.commit(30)
+
+	h := &hangAfter{real: real, n: 2, hung: make(chan struct{})}
+	stop := f.relay(h)
+	select {
+	case <-h.hung:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first relay never reached its third batch")
+	}
+	stop() // the crash: 8 events published, the rest committed but not on Kafka
+
+	f.relay(real)
+	if dups := f.checkAll(committed); dups != 0 {
+		// The first relay stored its position after each acknowledged batch.
+		t.Errorf("%d duplicates after a clean stop between batches", dups)
+	}
+}
+
+// Events committed while no relay runs at all (the process died right after the commits)
+// are all published by the next relay.
+func TestRelayPublishesWhatWasCommittedWhileItWasDown(t *testing.T) {
+	f := newFixture(t)
+	committed := f.commit(10)
+	real := kafkax.NewProducer(f.kcfg)
+	t.Cleanup(func() { _ = real.Close() })
+	f.relay(real)
+	f.checkAll(committed)
+	// And events committed while it runs follow.
+	later := []schemas.RegistryEvent{{ID: "later", Type: schemas.RegistryAliasMoved, Model: "m1", Alias: "champion", Version: 2, PreviousVersion: 1, At: time.Unix(1_800_000_100, 0).UTC()}}
+	f.outbox.Notify(context.Background(), later[0])
+	f.checkAll(append(committed, later...))
+}
+
+// switchable sends to down (a producer pointed at a closed port) until up is set.
+type switchable struct {
+	down, up events.Producer
+	isUp     atomic.Bool
+	failures atomic.Int32
+}
+
+func (s *switchable) Produce(ctx context.Context, msgs ...kafkax.Message) error {
+	if s.isUp.Load() {
+		return s.up.Produce(ctx, msgs...)
+	}
+	err := s.down.Produce(ctx, msgs...)
+	if err == nil {
+		return errors.New("a producer on a closed port succeeded")
+	}
+	s.failures.Add(1)
+	return err
+}
+
+func downProducer(t *testing.T) events.Producer {
+	down := kafkax.NewProducer(kafkax.Config{Brokers: []string{testenv.FreeAddr(t)}, BatchSize: 10,
+		BatchTimeout: time.Millisecond, DialTimeout: 200 * time.Millisecond, MaxMessageBytes: 1 << 20})
+	t.Cleanup(func() { _ = down.Close() })
+	return down
+}
+
+// Kafka down for a while: the relay retries the same batch, never skipping, and every event
+// arrives once Kafka is back.
+func TestRelayWaitsOutKafkaDown(t *testing.T) {
+	f := newFixture(t)
+	up := kafkax.NewProducer(f.kcfg)
+	t.Cleanup(func() { _ = up.Close() })
+	p := &switchable{down: downProducer(t), up: up}
+	f.relay(p)
+	committed := f.commit(12)
+	deadline := time.Now().Add(20 * time.Second)
+	for p.failures.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay tried Kafka %d times while it was down", p.failures.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.isUp.Store(true)
+	if dups := f.checkAll(committed); dups != 0 {
+		t.Errorf("%d duplicates: a failed produce must not have been half-recorded", dups)
+	}
+}
+
+// A relay stuck on an unreachable Kafka still stops promptly, and the events stay for the
+// next one.
+func TestRelayStopsWithinTheShutdownBoundWhileKafkaIsDown(t *testing.T) {
+	f := newFixture(t)
+	p := &switchable{down: downProducer(t)}
+	stop := f.relay(p)
+	committed := f.commit(3)
+	for p.failures.Load() < 1 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := stop(); took > 2*time.Second {
+		t.Fatalf("relay took %v to stop", took)
+	}
+	up := kafkax.NewProducer(f.kcfg)
+	t.Cleanup(func() { _ = up.Close() })
+	f.relay(up)
+	f.checkAll(committed)
+}
+
+// The relay dies after Kafka stored a batch but before it recorded that: the next relay
+// publishes the batch again, with the same ids (consumers dedupe), and nothing is missing.
+func TestRelayRedeliversWithStableIDs(t *testing.T) {
+	f := newFixture(t)
+	real := kafkax.NewProducer(f.kcfg)
+	t.Cleanup(func() { _ = real.Close() })
+	committed := f.commit(12)
+	h := &hangAfter{real: real, n: 1, landed: true, hung: make(chan struct{})}
+	stop := f.relay(h)
+	select {
+	case <-h.hung:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first relay never reached its second batch")
+	}
+	stop()
+	f.relay(real)
+	if dups := f.checkAll(committed); dups != 4 {
+		t.Errorf("%d duplicates, want the 4 events of the batch Kafka had when the relay died", dups)
+	}
+}
