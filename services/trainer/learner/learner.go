@@ -1,0 +1,157 @@
+package learner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/flywheel-ml/flywheel/ml/artifact"
+	"github.com/flywheel-ml/flywheel/ml/gbdt"
+	"github.com/flywheel-ml/flywheel/ml/metrics"
+	"github.com/flywheel-ml/flywheel/ml/profile"
+	"github.com/flywheel-ml/flywheel/schemas/modelspec"
+	"github.com/flywheel-ml/flywheel/services/registry/client"
+	"github.com/flywheel-ml/flywheel/services/trainer/dataset"
+	"github.com/flywheel-ml/flywheel/services/trainer/pipeline"
+)
+
+// Learner trains with the ml module. It is safe for concurrent use.
+type Learner struct {
+	// Workers bounds the goroutines one training uses (0: GOMAXPROCS).
+	Workers int
+}
+
+var _ pipeline.Learner = Learner{}
+
+// Train fits spec's algorithm on the rows train of b.
+func (l Learner) Train(ctx context.Context, spec *modelspec.Spec, b *dataset.Built, train []int, seed uint64,
+	progress func(step int, metrics map[string]float64)) (pipeline.Model, error) {
+	if spec.Algorithm.Name != modelspec.GBDT {
+		return nil, fmt.Errorf("algorithm %s is not available in this build yet; use gbdt", spec.Algorithm.Name)
+	}
+	p, err := gbdtParams(spec, seed)
+	if err != nil {
+		return nil, err
+	}
+	p.Workers = l.Workers
+	frame, err := Remap(b, train, b.Columns)
+	if err != nil {
+		return nil, err
+	}
+	m, err := gbdt.Train(ctx, frame, p, func(r gbdt.Round) {
+		m := map[string]float64{"train_loss": r.TrainLoss}
+		if r.ValidationLoss == r.ValidationLoss { // not NaN
+			m["validation_loss"] = r.ValidationLoss
+		}
+		progress(r.Round, m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	pred := make([]float64, frame.Rows())
+	m.PredictFrame(frame, pred)
+	prof, err := profile.Build(frame, pred, profile.Options{Seed: seed})
+	if err != nil {
+		return nil, fmt.Errorf("reference profile: %w", err)
+	}
+	params, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	a := &artifact.Artifact{Model: spec.Name, Task: spec.Task, Algorithm: artifact.GBDT, Signature: signature(b.Columns),
+		Params: params, Profile: prof, GBDT: m}
+	if spec.Task == modelspec.Binary {
+		a.Threshold = spec.Threshold
+	}
+	return &Model{a: a}, nil
+}
+
+// Load decodes an artifact.
+func (Learner) Load(data []byte) (pipeline.Model, error) {
+	a, err := artifact.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{a: a}, nil
+}
+
+func signature(cols []dataset.Column) []artifact.Feature {
+	out := make([]artifact.Feature, len(cols))
+	for i, c := range cols {
+		out[i] = artifact.Feature{Name: c.Name, Kind: c.Kind, Source: c.Source, Vocabulary: c.Vocabulary}
+	}
+	return out
+}
+
+// Model is a trained or loaded artifact.
+type Model struct{ a *artifact.Artifact }
+
+func (m *Model) columns() []dataset.Column {
+	cols := make([]dataset.Column, len(m.a.Signature))
+	for i, f := range m.a.Signature {
+		cols[i] = dataset.Column{Name: f.Name, Kind: f.Kind, Source: f.Source, Vocabulary: f.Vocabulary}
+	}
+	return cols
+}
+
+// Score predicts rows of b through the model's own signature.
+func (m *Model) Score(b *dataset.Built, rows []int) ([]float64, error) {
+	frame, err := Remap(b, rows, m.columns())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(rows))
+	m.a.GBDT.PredictFrame(frame, out)
+	return out, nil
+}
+
+// Encode returns the artifact with the holdout metrics.
+func (m *Model) Encode(metrics map[string]float64) ([]byte, error) {
+	c := *m.a
+	c.Metrics = metrics
+	return artifact.Encode(&c)
+}
+
+// Signature is the registry's view of the inputs.
+func (m *Model) Signature() []client.Field {
+	out := make([]client.Field, len(m.a.Signature))
+	for i, f := range m.a.Signature {
+		t := "double"
+		if f.Kind == modelspec.Categorical {
+			t = "string"
+		}
+		out[i] = client.Field{Name: f.Name, Type: t}
+	}
+	return out
+}
+
+// Profile is the reference profile as JSON, for the registry.
+func (m *Model) Profile() json.RawMessage {
+	b, _ := json.Marshal(m.a.Profile)
+	return b
+}
+
+// Params are the training parameters, flattened for display.
+func (m *Model) Params() map[string]string {
+	var raw map[string]any
+	_ = json.Unmarshal(m.a.Params, &raw)
+	out := map[string]string{}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out[k] = fmt.Sprint(raw[k])
+	}
+	return out
+}
+
+// Evaluate computes holdout metrics by task, for the pipeline.
+func Evaluate(task string, labels, scores []float64, threshold float64) map[string]float64 {
+	if task == modelspec.Regression {
+		return metrics.EvaluateRegression(labels, scores).Map()
+	}
+	return metrics.EvaluateBinary(labels, scores, threshold).Map()
+}
