@@ -270,7 +270,7 @@ func (a *API) searchRuns(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.runs.WaitFor(r.Context(), a.store.RunsWritten(), a.wait); err != nil {
+	if err := a.runs.WaitForAll(r.Context(), a.wait); err != nil {
 		return nil, err
 	}
 	ids, err := runindex.RunIDs(r.Context(), a.ch, sql, args)
@@ -314,7 +314,7 @@ func (a *API) metricHistory(r *http.Request, p *params) (any, error) {
 	if _, err := a.store.GetRun(r.Context(), id); err != nil {
 		return nil, err
 	}
-	if err := a.metrics.WaitFor(r.Context(), a.store.MetricsWritten(), a.wait); err != nil {
+	if err := a.metrics.WaitForAll(r.Context(), a.wait); err != nil {
 		return nil, err
 	}
 	points, err := runindex.History(r.Context(), a.ch, id, key, offset, limit+1)
