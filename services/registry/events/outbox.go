@@ -67,8 +67,9 @@ const appendTimeout = 10 * time.Second
 
 // Notify appends ev to the outbox and returns once JetStream stored it, retrying until
 // appendTimeout. The store calls it after the commit and before it answers, so an answered
-// change always has its event. An append that keeps failing is logged with the whole event
-// and counted: the change is committed and cannot be undone.
+// change has its event unless JetStream refused the append for appendTimeout; that is
+// logged with the whole event and counted, and the answer stays a success because the
+// change is committed and cannot be undone (an error would invite a retry of a done change).
 func (o *Outbox) Notify(ctx context.Context, ev schemas.RegistryEvent) {
 	if ev.ID == "" {
 		ev.ID = newEventID()
