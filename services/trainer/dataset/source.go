@@ -88,3 +88,11 @@ func readStream(ctx context.Context, conn driver.Conn, stream string, from, to t
 	}
 	return out, nil
 }
+
+// EventLog reads training windows from the ClickHouse event log.
+type EventLog struct{ Conn driver.Conn }
+
+// Load is LoadLogged on the log's connection.
+func (l EventLog) Load(ctx context.Context, spec *modelspec.Spec, w Window) (events, labels []LoggedEvent, err error) {
+	return LoadLogged(ctx, l.Conn, spec, w)
+}
