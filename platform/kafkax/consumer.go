@@ -330,7 +330,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, cause error)
 	rec := schemas.NewDLQRecord(stream, []string{"processing failed: " + cause.Error()}, time.Now(), m.Value)
 	rec.Source = &schemas.DLQSource{Transport: "kafka", Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Attempts: c.cfg.MaxAttempts}
 	// The record must fit in one message, or the dead letter could never be written.
-	value, err := rec.EncodeWithin(c.dlq.MaxMessageBytes() - RecordOverhead - len(m.Key))
+	value, err := rec.EncodeWithin(MaxValueBytes(c.dlq.MaxMessageBytes(), len(m.Key)))
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}

@@ -142,7 +142,10 @@ func Run(ctx context.Context, cfg Config) error {
 	validator := validate.New(validate.Config{MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxDepth: cfg.Ingest.MaxDepth}, time.Now)
 	ingestor := pipeline.New(validator, dedupe.New(redis, cfg.Ingest.RedisPrefix, cfg.Ingest.DedupeHorizon), producer, recorder, time.Now, rt.Log).
 		WithMessageLimit(producer.MaxMessageBytes())
-	rt.Log.Info("event size limit", zap.Int("max_event_bytes", ingestor.MaxEventBytes()), zap.Int("max_message_bytes", producer.MaxMessageBytes()))
+	for _, s := range cat.Streams() {
+		rt.Log.Info("event size limit", zap.String("stream", s.Name), zap.Int("max_event_bytes", ingestor.MaxEventBytes(s)),
+			zap.Int("max_message_bytes", producer.MaxMessageBytes()))
+	}
 	httpapi.New(cat, ingestor, cfg.Ingest.MaxEvents).Register(rt.HTTP)
 
 	if cfg.Ingest.ConsumeRaw {

@@ -85,10 +85,12 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) error {
 	if res.Errors == nil {
 		res.Errors = []pipeline.Rejection{}
 	}
-	if len(records) == 1 && len(res.Errors) == 1 && res.Errors[0].Code == "event_too_large" {
+	if len(records) == 1 && len(res.Errors) == 1 && res.Errors[0].Code == pipeline.CodeEventTooLarge {
 		// One event that can never fit: a clear 4xx, not a 200 the client might overlook
-		// (its dead letter, truncated to fit, is on dlq.<stream> like any reject).
-		return &httpx.Error{Status: http.StatusRequestEntityTooLarge, Code: "event_too_large", Message: res.Errors[0].Reasons[0][len("/: event_too_large: "):]}
+		// (its dead letter, truncated to fit, is on dlq.<stream> like any reject). In a batch
+		// it is one rejection beside the accepted events, as for any other reason.
+		return &httpx.Error{Status: http.StatusRequestEntityTooLarge, Code: pipeline.CodeEventTooLarge,
+			Message: strings.TrimPrefix(res.Errors[0].Reasons[0], "/: ")}
 	}
 	httpx.WriteJSON(w, http.StatusOK, res)
 	return nil

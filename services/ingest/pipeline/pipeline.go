@@ -48,7 +48,7 @@ type Record struct {
 type Rejection struct {
 	Index   int      `json:"index"`
 	Reasons []string `json:"reasons"`
-	// Code is "event_too_large" for an event over the size limit (whatever its content).
+	// Code is CodeEventTooLarge for an event over its size limit (whatever its content).
 	Code string `json:"code,omitempty"`
 }
 
@@ -63,34 +63,14 @@ type Result struct {
 
 // Ingestor runs batches through validation, dedupe and publishing. Safe for concurrent use.
 type Ingestor struct {
-	maxEventBytes int // 0: no limit of ours (the broker's still applies)
-	maxDLQBytes   int
-	validator     *validate.Validator
-	dedupe        Deduper
-	publisher     Publisher
-	stats         StatsRecorder
-	now           func() time.Time
-	log           *zap.Logger
+	maxMessageBytes int // 0: no limit of ours (the broker's still applies)
+	validator       *validate.Validator
+	dedupe          Deduper
+	publisher       Publisher
+	stats           StatsRecorder
+	now             func() time.Time
+	log             *zap.Logger
 }
-
-// EnvelopeReserve is the room an event's envelope (stream, ids, times) and key take on top
-// of the event itself, with identifiers up to 256 bytes each.
-const EnvelopeReserve = 1024
-
-// TooLargeKey is the statistics key of events rejected for their size.
-const TooLargeKey = "/: event_too_large"
-
-// WithMessageLimit makes the ingestor agree with the broker on sizes: an event whose envelope
-// would not fit in maxMessageBytes is rejected as event_too_large (never retried in vain),
-// and dead letters are truncated to fit.
-func (in *Ingestor) WithMessageLimit(maxMessageBytes int) *Ingestor {
-	in.maxDLQBytes = maxMessageBytes - kafkax.RecordOverhead
-	in.maxEventBytes = in.maxDLQBytes - EnvelopeReserve
-	return in
-}
-
-// MaxEventBytes is the largest event accepted (0 when unlimited).
-func (in *Ingestor) MaxEventBytes() int { return in.maxEventBytes }
 
 // New returns an ingestor.
 func New(v *validate.Validator, d Deduper, p Publisher, s StatsRecorder, now func() time.Time, log *zap.Logger) *Ingestor {
@@ -113,6 +93,7 @@ func (in *Ingestor) Ingest(ctx context.Context, s *catalog.Stream, transport str
 	receivedAt := in.now().UTC()
 	seen := make(map[string]struct{}, len(records))
 	var ids []string
+	maxEvent := in.MaxEventBytes(s)
 
 	for i, rec := range records {
 		var reasons []string
@@ -120,12 +101,17 @@ func (in *Ingestor) Ingest(ctx context.Context, s *catalog.Stream, transport str
 		switch {
 		case rec.Err != nil:
 			reasons, keys = []string{"/: " + rec.Err.Error()}, []string{"/: unparseable"}
-		case in.maxEventBytes > 0 && len(rec.Raw) > in.maxEventBytes:
-			reasons = []string{fmt.Sprintf("/: event_too_large: the event is %d bytes; the limit is %d bytes (the broker's largest message less the envelope)",
-				len(rec.Raw), in.maxEventBytes)}
-			keys = []string{TooLargeKey}
+		case in.maxMessageBytes > 0 && len(rec.Raw) > maxEvent:
+			// Too large with any identifiers: not worth validating.
+			reasons, keys = []string{in.tooLarge(len(rec.Raw), maxEvent)}, []string{tooLargeKey}
 		default:
 			ev, why := in.validator.Validate(s, rec.Raw)
+			if why == nil && in.maxMessageBytes > 0 {
+				if limit := in.eventLimit(s, ev); len(ev.Raw) > limit {
+					reasons, keys = []string{in.tooLarge(len(ev.Raw), limit)}, []string{tooLargeKey}
+					break
+				}
+			}
 			if why == nil {
 				if _, dup := seen[ev.ID]; dup {
 					res.Duplicates++ // the same id twice in one batch: the first one wins
@@ -143,12 +129,12 @@ func (in *Ingestor) Ingest(ctx context.Context, s *catalog.Stream, transport str
 			}
 		}
 		rej := Rejection{Index: i, Reasons: reasons}
-		if len(keys) == 1 && keys[0] == TooLargeKey {
-			rej.Code = "event_too_large"
+		if len(keys) == 1 && keys[0] == tooLargeKey {
+			rej.Code = CodeEventTooLarge
 		}
 		res.Errors = append(res.Errors, rej)
 		rejectedStats = append(rejectedStats, keys)
-		msg, err := dlqMessage(s.Name, reasons, receivedAt, rec, in.maxDLQBytes)
+		msg, err := dlqMessage(s.Name, reasons, receivedAt, rec, in.dlqLimit(rec.Key))
 		if err != nil {
 			return Result{}, err
 		}
@@ -213,10 +199,7 @@ func dlqMessage(stream string, reasons []string, receivedAt time.Time, rec Recor
 	d := schemas.NewDLQRecord(stream, reasons, receivedAt, rec.Raw)
 	src := rec.Source
 	d.Source = &src
-	if limit <= 0 {
-		limit = 1 << 30
-	}
-	value, err := d.EncodeWithin(limit - len(rec.Key))
+	value, err := d.EncodeWithin(limit)
 	if err != nil {
 		return kafkax.Message{}, fmt.Errorf("encode dlq record: %w", err)
 	}

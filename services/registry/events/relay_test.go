@@ -86,7 +86,7 @@ func (f *fixture) relay(p events.Producer) (stop func() time.Duration) {
 	return stop
 }
 
-// read returns every event on the topic, per key in partition order, waiting until at
+// read returns every event on the topic, per key (model, else experiment) in partition order, waiting until at
 // least want distinct ids arrived (or failing).
 func (f *fixture) read(want int) map[string][]schemas.RegistryEvent {
 	f.t.Helper()
@@ -115,10 +115,14 @@ func (f *fixture) read(want int) map[string][]schemas.RegistryEvent {
 				if err := json.Unmarshal(m.Value, &ev); err != nil {
 					f.t.Fatalf("event JSON %s: %v", m.Value, err)
 				}
-				if string(m.Key) != ev.Model {
-					f.t.Fatalf("event %s keyed %q, want its model %q", ev.ID, m.Key, ev.Model)
+				key := ev.Model
+				if key == "" {
+					key = ev.ExperimentID
 				}
-				byKey[ev.Model] = append(byKey[ev.Model], ev)
+				if string(m.Key) != key {
+					f.t.Fatalf("event %s keyed %q, want its model or experiment %q", ev.ID, m.Key, key)
+				}
+				byKey[key] = append(byKey[key], ev)
 				ids[ev.ID] = true
 			}
 			r.Close()
