@@ -21,6 +21,7 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/config"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
 	"github.com/flywheel-ml/flywheel/services/registry"
+	"github.com/flywheel-ml/flywheel/services/registry/events"
 	"github.com/flywheel-ml/flywheel/services/registry/store"
 )
 
@@ -53,6 +54,9 @@ func start(t *testing.T) *service {
 			_ = conn.JS.DeleteStream(context.Background(), s)
 		}
 		_ = conn.JS.DeleteObjectStore(context.Background(), prefix+"ARTIFACTS")
+		outbox, position := events.Names(prefix)
+		_ = conn.JS.DeleteStream(context.Background(), outbox)
+		_ = conn.JS.DeleteKeyValue(context.Background(), position)
 	})
 	return s
 }
