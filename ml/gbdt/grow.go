@@ -155,7 +155,7 @@ func (g *grower) candidate(s *splitter, nodes []treeNode, node, depth int, h his
 }
 
 // partitionChunk is the row-chunk size for partitioning a large node in parallel.
-const partitionChunk = 1 << 16
+const partitionChunk = 1 << 14
 
 // partition reorders rows[start:end] so that the rows going left come first, keeping both
 // sides in ascending order, and returns where the right side starts. A stable partition is

@@ -23,6 +23,7 @@ type objective interface {
 type fixedRangeObjective interface {
 	fixedRanges() (maxAbsG, minH, maxH float64)
 	quantizedGradients(rows []int32, margin, label []float64, qz *quantizer)
+	denseQuantizedGradients(lo, hi int, margin, label []float64, qz *quantizer)
 }
 
 func newObjective(name string) objective {
@@ -71,13 +72,27 @@ func (logistic) fixedRanges() (maxAbsG, minH, maxH float64) { return 1, 0, 0.25 
 func (logistic) quantizedGradients(rows []int32, margin, label []float64, qz *quantizer) {
 	gs, hs := 1/qz.gScale, 1/qz.hScale
 	for _, r := range rows {
-		p := sigmoid(margin[r])
-		h := p * (1 - p)
-		if h < minHessian {
-			h = minHessian
-		}
-		qz.q[r] = qz.pack((p-label[r])*gs, h*hs)
+		qz.q[r] = logisticPacked(qz, margin[r], label[r], gs, hs)
 	}
+}
+
+// denseQuantizedGradients is quantizedGradients for rows lo..hi-1 when every row trains: the
+// loop is memory-bound, and reading no row index saves a sixth of its traffic.
+func (logistic) denseQuantizedGradients(lo, hi int, margin, label []float64, qz *quantizer) {
+	gs, hs := 1/qz.gScale, 1/qz.hScale
+	q, label := qz.q[lo:hi], label[lo:hi]
+	for i, m := range margin[lo:hi] {
+		q[i] = logisticPacked(qz, m, label[i], gs, hs)
+	}
+}
+
+func logisticPacked(qz *quantizer, margin, label, gs, hs float64) int64 {
+	p := sigmoid(margin)
+	h := p * (1 - p)
+	if h < minHessian {
+		h = minHessian
+	}
+	return qz.pack((p-label)*gs, h*hs)
 }
 
 func (logistic) loss(rows []int32, margin, label []float64) float64 {

@@ -157,8 +157,14 @@ func (b *booster) gradients() {
 	if fr, ok := b.obj.(fixedRangeObjective); ok {
 		maxAbsG, minH, maxH := fr.fixedRanges()
 		b.qz.setScales(len(rows), maxAbsG, minH, maxH)
+		dense := len(rows) == len(b.margin) // no validation split: rows are 0..n-1
 		parallelFor(chunks, b.p.Workers, func(c int) {
-			fr.quantizedGradients(rows[c*rowChunk:min(len(rows), (c+1)*rowChunk)], b.margin, b.label, b.qz)
+			lo, hi := c*rowChunk, min(len(rows), (c+1)*rowChunk)
+			if dense {
+				fr.denseQuantizedGradients(lo, hi, b.margin, b.label, b.qz)
+			} else {
+				fr.quantizedGradients(rows[lo:hi], b.margin, b.label, b.qz)
+			}
 		})
 		return
 	}
