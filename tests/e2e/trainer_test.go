@@ -1,0 +1,262 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/platform/kafkax"
+	"github.com/flywheel-ml/flywheel/platform/testenv"
+	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/services/registry/store"
+)
+
+// TestTrainFraudOnTheRealStack is the trainer's acceptance check: labelled card payments go in
+// through ingest, features are computed by the features service, and a retrain request makes
+// the trainer build the dataset from the event log and the feature store, train, register a
+// version with its dataset version, signature and reference profile, and promote it; a drift
+// event (delivered twice, plus a second one inside the cooldown) retrains exactly once; the
+// version validates; the run reproduces bit for bit.
+func TestTrainFraudOnTheRealStack(t *testing.T) {
+	kcfg := testenv.Kafka(t)
+	ch := testenv.ClickHouseConfig(t)
+	_, prefix := testenv.Redis(t)
+	dir := t.TempDir()
+	stream, view, streamsDir, viewsDir := privateCatalog(t, dir)
+	labels := testenv.Unique(t, "lb")
+	raw, _ := fs.ReadFile(schemas.Streams(), "fraud_labels.json")
+	if err := os.WriteFile(filepath.Join(streamsDir, labels+".json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Topics(t, kcfg, schemas.RawTopic(labels), schemas.EventsTopic(labels), schemas.DLQTopic(labels), schemas.TopicDrift)
+	model := strings.ReplaceAll(testenv.Unique(t, "m"), "-", "_")
+	model = model[:min(len(model), 60)]
+	spec, _ := fs.ReadFile(schemas.Models(), "fraud.yaml")
+	s := strings.Replace(string(spec), "name: fraud", "name: "+model, 1)
+	s = strings.Replace(s, "prediction_stream: transactions", "prediction_stream: "+stream, 1)
+	s = strings.Replace(s, "stream: fraud_labels", "stream: "+labels, 1)
+	s = strings.ReplaceAll(s, "card_activity:", view+":")
+	s = strings.Replace(s, "min_rows: 500", "min_rows: 200", 1)
+	s = strings.Replace(s, "num_trees: 200", "num_trees: 60", 1)
+	modelsDir := filepath.Join(dir, "models")
+	_ = os.MkdirAll(modelsDir, 0o755)
+	if err := os.WriteFile(filepath.Join(modelsDir, model+".yaml"), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	regPrefix := testenv.Unique(t, "R") + "_"
+	addr := map[string]string{}
+	vars := map[string]string{"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_LOG_LEVEL": "warn",
+		"FLYWHEEL_INGEST_STREAMS_DIR": streamsDir, "FLYWHEEL_INGEST_GROUP": testenv.Unique(t, "g"),
+		"FLYWHEEL_INGEST_REDIS_PREFIX": prefix + "ingest:", "FLYWHEEL_FEATURES_VIEWS_DIR": viewsDir,
+		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": prefix + "f:",
+		"FLYWHEEL_REGISTRY_PREFIX": regPrefix, "FLYWHEEL_TRAINER_MODELS_DIR": modelsDir, "FLYWHEEL_TRAINER_VIEWS_DIR": viewsDir,
+		"FLYWHEEL_TRAINER_GROUP": testenv.Unique(t, "g")}
+	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "SERVING", "MONITOR", "TRAINER"} {
+		addr[svc] = freePort(t)
+		vars["FLYWHEEL_"+svc+"_ADDR"] = addr[svc]
+	}
+	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addr["REGISTRY"]
+	conn := testenv.NATS(t)
+	t.Cleanup(func() {
+		buckets, streams := store.Names(regPrefix)
+		for _, b := range buckets {
+			_ = conn.JS.DeleteKeyValue(context.Background(), b)
+		}
+		for _, s := range streams {
+			_ = conn.JS.DeleteStream(context.Background(), s)
+		}
+		_ = conn.JS.DeleteObjectStore(context.Background(), regPrefix+"ARTIFACTS")
+	})
+	done := runServices(t, vars, 6)
+	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "TRAINER"} {
+		testenv.WaitReady(t, "http://"+addr[svc], done)
+	}
+
+	// Two days of payments of 80 cards; large amounts are mostly fraud. Labels an hour later
+	// (or now, for the last hour).
+	rng := rand.New(rand.NewPCG(11, 12))
+	now := time.Now().UTC().Truncate(time.Second)
+	const n = 2400
+	var txs, lbs []string
+	for i := range n {
+		at := now.Add(-48 * time.Hour).Add(time.Duration(i) * 48 * time.Hour / n)
+		amount := rng.ExpFloat64() * 60
+		fraud := amount > 150 && rng.Float64() < 0.7 || rng.Float64() < 0.03
+		card := fmt.Sprintf("c-%d", rng.IntN(80))
+		txs = append(txs, fmt.Sprintf(`{"transaction_id":"t-%d","card_id":%q,"amount":%.2f,"currency":"EUR","merchant_id":"m-%d","merchant_category":"grocery","country":"DE","channel":%q,"event_time":%q}`,
+			i, card, amount, rng.IntN(30), []string{"pos", "ecom", "atm"}[rng.IntN(3)], at.Format(time.RFC3339)))
+		lbs = append(lbs, fmt.Sprintf(`{"transaction_id":"t-%d","card_id":%q,"is_fraud":%v,"event_time":%q}`, i, card, fraud, labelAt(at, now).Format(time.RFC3339)))
+	}
+	post := func(stream string, items []string) {
+		for i := 0; i < len(items); i += 500 {
+			body := "[" + strings.Join(items[i:min(i+500, len(items))], ",") + "]"
+			resp, err := http.Post("http://"+addr["INGEST"]+"/v1/streams/"+stream+"/events", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"rejected":0`)) {
+				t.Fatalf("ingest %s: %d %s", stream, resp.StatusCode, b)
+			}
+		}
+	}
+	post(stream, txs)
+	post(labels, lbs)
+	chConn, err := chx.Open(testenv.Context(t), ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chConn.Close()
+	count := func(q string, args ...any) uint64 {
+		var c uint64
+		_ = chConn.QueryRow(context.Background(), q, args...).Scan(&c)
+		return c
+	}
+	waitUntil(t, "the event log and the feature store", func() bool {
+		return count("SELECT count() FROM events FINAL WHERE stream IN (?, ?)", stream, labels) == 2*n &&
+			count("SELECT count() FROM feature_updates WHERE view = ?", view) >= n
+	})
+
+	trainer := "http://" + addr["TRAINER"]
+	runOf := func(body string) map[string]any {
+		resp, err := http.Post(trainer+"/v1/train", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Run map[string]any `json:"run"`
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &out) != nil {
+			t.Fatalf("POST /v1/train: %d %s", resp.StatusCode, b)
+		}
+		return out.Run
+	}
+	wait := func(id string) map[string]any {
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			resp, err := http.Get(trainer + "/v1/train/runs/" + id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct {
+				Run map[string]any `json:"run"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if st := out.Run["stage"]; st == "succeeded" || st == "failed" {
+				return out.Run
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %s not done after 3 minutes: %v", id, out.Run)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	run := wait(runOf(`{"model":"` + model + `"}`)["id"].(string))
+	if run["stage"] != "succeeded" || run["promoted"] != true || run["model_version"] != 1.0 || run["dataset_version"] == "" {
+		t.Fatalf("first run: %v", run)
+	}
+	registry := "http://" + addr["REGISTRY"]
+	getJSON := func(url string, out any) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || json.Unmarshal(b, out) != nil {
+			t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+		}
+	}
+	var v struct {
+		Version struct {
+			Lineage   map[string]any   `json:"lineage"`
+			Signature []map[string]any `json:"signature"`
+			Profile   map[string]any   `json:"profile"`
+			Aliases   []string         `json:"aliases"`
+		} `json:"version"`
+	}
+	getJSON(registry+"/v1/models/"+model+"/versions/1", &v)
+	if v.Version.Lineage["dataset_version"] != run["dataset_version"] || len(v.Version.Signature) != 15 ||
+		v.Version.Profile["sample"] == nil || len(v.Version.Aliases) != 1 || v.Version.Aliases[0] != "champion" {
+		t.Fatalf("version 1: lineage %v, %d signature fields, profile keys %d, aliases %v", v.Version.Lineage, len(v.Version.Signature), len(v.Version.Profile), v.Version.Aliases)
+	}
+
+	// A drift event delivered twice and a second event inside the cooldown: one retrain.
+	p := kafkax.NewProducer(kcfg)
+	defer p.Close()
+	drift := func(id string) kafkax.Message {
+		b, _ := json.Marshal(schemas.DriftEvent{ID: id, Model: model, Version: 1, Kind: schemas.DriftKind("data"), Feature: "amount", Method: "psi",
+			Score: 0.4, Threshold: 0.2, DetectedAt: time.Now().UTC()})
+		return kafkax.Message{Topic: schemas.TopicDrift, Key: []byte(model), Value: b}
+	}
+	if err := p.Produce(testenv.Context(t), drift("d-1"), drift("d-1"), drift("d-2")); err != nil {
+		t.Fatal(err)
+	}
+	var versions struct {
+		Aliases []map[string]any `json:"aliases"`
+	}
+	waitUntil(t, "a drift-triggered version 2", func() bool {
+		var vv struct {
+			Version struct{ Version int } `json:"version"`
+		}
+		resp, err := http.Get(registry + "/v1/models/" + model + "/versions/2")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&vv) == nil && vv.Version.Version == 2
+	})
+	time.Sleep(3 * time.Second)
+	if resp, _ := http.Get(registry + "/v1/models/" + model + "/versions/3"); resp != nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("a redelivered or in-cooldown drift event retrained again (version 3: %d)", resp.StatusCode)
+		}
+	}
+	getJSON(registry+"/v1/models/"+model+"/aliases", &versions)
+
+	// The gates from any CI, and reproduction.
+	resp, err := http.Post(trainer+"/v1/models/"+model+"/validate", "application/json", strings.NewReader(`{"candidate":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"gates"`)) {
+		t.Fatalf("validate: %d %s", resp.StatusCode, b)
+	}
+	resp, err = http.Post(trainer+"/v1/runs/"+run["registry_run_id"].(string)+"/reproduce", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"identical":true`)) {
+		t.Fatalf("reproduce: %d %s", resp.StatusCode, b)
+	}
+	t.Logf("aliases after the drift retrain: %v; validate: %s", versions.Aliases, b)
+}
+
+// labelAt is an hour after the payment, but never in the future.
+func labelAt(at, now time.Time) time.Time {
+	if l := at.Add(time.Hour); l.Before(now) {
+		return l
+	}
+	return now
+}
