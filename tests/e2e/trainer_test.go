@@ -39,7 +39,12 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(streamsDir, labels+".json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Topics(t, kcfg, schemas.RawTopic(labels), schemas.EventsTopic(labels), schemas.DLQTopic(labels), schemas.TopicDrift)
+	shuffled := testenv.Unique(t, "sh")
+	if err := os.WriteFile(filepath.Join(streamsDir, shuffled+".json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Topics(t, kcfg, schemas.RawTopic(labels), schemas.EventsTopic(labels), schemas.DLQTopic(labels), schemas.TopicDrift,
+		schemas.RawTopic(shuffled), schemas.EventsTopic(shuffled), schemas.DLQTopic(shuffled))
 	model := strings.ReplaceAll(testenv.Unique(t, "m"), "-", "_")
 	model = model[:min(len(model), 60)]
 	spec, _ := fs.ReadFile(schemas.Models(), "fraud.yaml")
@@ -52,6 +57,12 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	modelsDir := filepath.Join(dir, "models")
 	_ = os.MkdirAll(modelsDir, 0o755)
 	if err := os.WriteFile(filepath.Join(modelsDir, model+".yaml"), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The same model on shuffled labels: nothing to learn, so the gates must refuse it.
+	noise := model[:min(len(model), 55)] + "_noise"
+	sn := strings.Replace(strings.Replace(s, "name: "+model, "name: "+noise, 1), "stream: "+labels, "stream: "+shuffled, 1)
+	if err := os.WriteFile(filepath.Join(modelsDir, noise+".yaml"), []byte(sn), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -89,7 +100,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	now := time.Now().UTC().Truncate(time.Second)
 	const n = 2400
-	var txs, lbs []string
+	var txs, lbs, frauds []string
 	for i := range n {
 		at := now.Add(-48 * time.Hour).Add(time.Duration(i) * 48 * time.Hour / n)
 		amount := rng.ExpFloat64() * 60
@@ -97,6 +108,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		card := fmt.Sprintf("c-%d", rng.IntN(80))
 		txs = append(txs, fmt.Sprintf(`{"transaction_id":"t-%d","card_id":%q,"amount":%.2f,"currency":"EUR","merchant_id":"m-%d","merchant_category":"grocery","country":"DE","channel":%q,"event_time":%q}`,
 			i, card, amount, rng.IntN(30), []string{"pos", "ecom", "atm"}[rng.IntN(3)], at.Format(time.RFC3339)))
+		frauds = append(frauds, fmt.Sprint(fraud))
 		lbs = append(lbs, fmt.Sprintf(`{"transaction_id":"t-%d","card_id":%q,"is_fraud":%v,"event_time":%q}`, i, card, fraud, labelAt(at, now).Format(time.RFC3339)))
 	}
 	post := func(stream string, items []string) {
@@ -115,6 +127,12 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	}
 	post(stream, txs)
 	post(labels, lbs)
+	rng.Shuffle(len(frauds), func(i, j int) { frauds[i], frauds[j] = frauds[j], frauds[i] })
+	var noisy []string
+	for i, l := range lbs {
+		noisy = append(noisy, strings.Replace(l, `"is_fraud":`+map[bool]string{true: "true", false: "false"}[strings.Contains(l, `"is_fraud":true`)], `"is_fraud":`+frauds[i], 1))
+	}
+	post(shuffled, noisy)
 	chConn, err := chx.Open(testenv.Context(t), ch)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +144,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		return c
 	}
 	waitUntil(t, "the event log and the feature store", func() bool {
-		return count("SELECT count() FROM events FINAL WHERE stream IN (?, ?)", stream, labels) == 2*n &&
+		return count("SELECT count() FROM events FINAL WHERE stream IN (?, ?, ?)", stream, labels, shuffled) == 3*n &&
 			count("SELECT count() FROM feature_updates WHERE view = ?", view) >= n
 	})
 
@@ -249,6 +267,27 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"identical":true`)) {
 		t.Fatalf("reproduce: %d %s", resp.StatusCode, b)
+	}
+	// Shuffled labels: a version is registered, but it stays challenger, the failing gate named.
+	nr := wait(runOf(`{"model":"` + noise + `"}`)["id"].(string))
+	if nr["stage"] != "succeeded" || nr["promoted"] != false {
+		t.Fatalf("shuffled-label run: %v", nr)
+	}
+	resp, err = http.Post(trainer+"/v1/models/"+noise+"/validate", "application/json", strings.NewReader(`{"candidate":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"passed":false`)) || !bytes.Contains(b, []byte(`threshold: `)) {
+		t.Fatalf("validate of the shuffled-label version must fail naming the gate: %d %s", resp.StatusCode, b)
+	}
+	var noiseAliases struct {
+		Aliases []map[string]any `json:"aliases"`
+	}
+	getJSON(registry+"/v1/models/"+noise+"/aliases", &noiseAliases)
+	if len(noiseAliases.Aliases) != 1 || noiseAliases.Aliases[0]["alias"] != "challenger" || !strings.Contains(fmt.Sprint(noiseAliases.Aliases[0]["reason"]), "gates failed: auc threshold") {
+		t.Fatalf("shuffled-label version aliases: %v", noiseAliases.Aliases)
 	}
 	t.Logf("aliases after the drift retrain: %v; validate: %s", versions.Aliases, b)
 }
