@@ -97,11 +97,14 @@ func (r *Relay) relay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stream, _ := Names(r.cfg.Prefix)
+	if from, err = r.check(ctx, stream, from); err != nil {
+		return err
+	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 0 {
 		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from + 1}
 	}
-	stream, _ := Names(r.cfg.Prefix)
 	cons, err := r.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return fmt.Errorf("read registry outbox: %w", err)
@@ -180,6 +183,29 @@ func (r *Relay) publish(ctx context.Context, msgs []jetstream.Msg) error {
 		return fmt.Errorf("registry outbox entry metadata: %w", err)
 	}
 	return r.store(ctx, meta.Sequence.Stream)
+}
+
+// check compares the stored position with the outbox. A position past the outbox's end
+// means the stream was recreated (its sequences restarted): relaying from the position
+// would skip every new event, so the relay starts over. A position before the outbox's
+// start means events expired unpublished (Kafka was down longer than the retention): that
+// loss is logged, loudly, since nothing can bring them back.
+func (r *Relay) check(ctx context.Context, stream string, from uint64) (uint64, error) {
+	s, err := r.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("read registry outbox: %w", err)
+	}
+	st := s.CachedInfo().State
+	switch {
+	case from > st.LastSeq:
+		r.log.Warn("registry relay position is past the outbox's end (the stream was recreated); relaying it from its start",
+			zap.Uint64("position", from), zap.Uint64("last_seq", st.LastSeq))
+		return 0, nil
+	case st.Msgs > 0 && from+1 < st.FirstSeq:
+		r.log.Error("registry events expired from the outbox before the relay published them",
+			zap.Uint64("position", from), zap.Uint64("first_seq", st.FirstSeq), zap.Uint64("lost", st.FirstSeq-from-1))
+	}
+	return from, nil
 }
 
 // position is the last outbox sequence Kafka acknowledged (0: none yet).

@@ -95,7 +95,8 @@ func (f *fixture) read(want int) map[string][]schemas.RegistryEvent {
 	for {
 		byKey, ids := map[string][]schemas.RegistryEvent{}, map[string]bool{}
 		for p := range f.kcfg.Partitions {
-			conn, err := kafka.DialLeader(ctx, "tcp", f.kcfg.Brokers[0], f.topic, p)
+			// The dial has its own deadline, so running out of time reports the count below.
+			conn, err := kafka.DialLeader(testenv.Context(f.t), "tcp", f.kcfg.Brokers[0], f.topic, p)
 			if err != nil {
 				f.t.Fatal(err)
 			}
@@ -106,7 +107,7 @@ func (f *fixture) read(want int) map[string][]schemas.RegistryEvent {
 			}
 			r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.kcfg.Brokers, Topic: f.topic, Partition: p, MaxWait: 100 * time.Millisecond})
 			for next := int64(0); next < end; {
-				m, err := r.ReadMessage(ctx)
+				m, err := r.ReadMessage(testenv.Context(f.t))
 				if err != nil {
 					f.t.Fatalf("read %s: %v", f.topic, err)
 				}
@@ -323,4 +324,28 @@ func TestRelayRedeliversWithStableIDs(t *testing.T) {
 	if dups := f.checkAll(committed); dups != 4 {
 		t.Errorf("%d duplicates, want the 4 events of the batch Kafka had when the relay died", dups)
 	}
+}
+
+// An outbox deleted and recreated (its sequences start over) is relayed from its start, not
+// from the old, higher position.
+func TestRelayStartsOverOnARecreatedOutbox(t *testing.T) {
+	f := newFixture(t)
+	real := kafkax.NewProducer(f.kcfg)
+	t.Cleanup(func() { _ = real.Close() })
+	first := f.commit(9)
+	stop := f.relay(real)
+	f.checkAll(first)
+	stop()
+	stream, _ := events.Names(f.prefix)
+	if err := f.conn.JS.DeleteStream(testenv.Context(t), stream); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if f.outbox, err = events.OpenOutbox(testenv.Context(t), f.conn.JS, f.prefix, zap.NewNop(), nil); err != nil {
+		t.Fatal(err)
+	}
+	second := []schemas.RegistryEvent{{ID: "after-recreate", Type: schemas.RegistryModelCreated, Model: "m0", At: time.Unix(1_800_000_200, 0).UTC()}}
+	f.outbox.Notify(context.Background(), second[0])
+	f.relay(real)
+	f.checkAll(append(first, second...))
 }
