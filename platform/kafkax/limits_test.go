@@ -2,13 +2,20 @@ package kafkax_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
+	"github.com/flywheel-ml/flywheel/schemas"
 )
 
 // The size arithmetic is checked against the broker itself: the largest value it allows is
@@ -66,5 +73,61 @@ func TestRecordBatchBytes(t *testing.T) {
 				t.Errorf("MaxValueBytes(%d, %d) = %d is not the largest value that fits", max, key, v)
 			}
 		}
+	}
+}
+
+// A poison message as large as the broker takes is dead-lettered truncated (its quotes
+// double when escaped in the record), with its reason, size and sha256, and its offset
+// committed: never a dead letter that could not be written.
+func TestOversizedPoisonIsDeadLetteredTruncated(t *testing.T) {
+	cfg := testenv.Kafka(t)
+	stream := testenv.Unique(t, "s")
+	topic, dlq, group := schemas.RawTopic(stream), schemas.DLQTopic(stream), testenv.Unique(t, "g")
+	testenv.Topics(t, cfg, topic, dlq)
+	admin := kafkax.NewAdmin(cfg)
+	defer admin.Close()
+	n, err := admin.MaxMessageBytes(testenv.Context(t), "")
+	if err != nil || n == 0 {
+		t.Fatalf("broker limit: %d %v", n, err)
+	}
+	cfg.MaxMessageBytes = n
+	key := []byte("k-1")
+	poison := bytes.Repeat([]byte(`"`), kafkax.MaxValueBytes(n, len(key)))
+	p := kafkax.NewProducer(cfg)
+	defer p.Close()
+	if err := p.Produce(testenv.Context(t), kafkax.Message{Topic: topic, Key: key, Value: poison}); err != nil {
+		t.Fatal(err)
+	}
+	c := newConsumer(t, cfg, kafkax.ConsumerConfig{GroupID: group, Topics: []string{topic}, MaxAttempts: 1, RetryBackoff: time.Millisecond},
+		func(context.Context, []kafka.Message) error { return errors.New("cannot parse") })
+	stop := run(c)
+	defer stop()
+	waitFor(t, "the poison's offset committed", func() bool { return committed(t, cfg, group, topic) == 1 })
+
+	var m kafka.Message
+	for part := range 3 {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: dlq, Partition: part, MaxBytes: 2 << 20})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		m, err = r.ReadMessage(ctx)
+		cancel()
+		r.Close()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	var rec schemas.DLQRecord
+	if err := json.Unmarshal(m.Value, &rec); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(poison)
+	prefix, _ := rec.OriginalBytes()
+	if !rec.Truncated || rec.OriginalSize != len(poison) || rec.OriginalSHA256 != hex.EncodeToString(sum[:]) ||
+		!strings.Contains(rec.Reasons[0], "cannot parse") || len(prefix) < n/3 || !bytes.HasPrefix(poison, prefix) ||
+		string(m.Key) != "k-1" || kafkax.RecordBatchBytes(len(m.Key), len(m.Value)) > n {
+		t.Fatalf("dead letter: truncated=%v size=%d sha=%s reasons=%v prefix=%d bytes value=%d bytes",
+			rec.Truncated, rec.OriginalSize, rec.OriginalSHA256, rec.Reasons, len(prefix), len(m.Value))
 	}
 }
