@@ -20,6 +20,7 @@ import (
 	"math"
 
 	"github.com/flywheel-ml/flywheel/ml/gbdt"
+	"github.com/flywheel-ml/flywheel/ml/linear"
 	"github.com/flywheel-ml/flywheel/ml/profile"
 )
 
@@ -32,7 +33,11 @@ const MaxBytes = 256 << 20
 var magic = []byte("flywheel-model 1\n")
 
 // Algorithms.
-const GBDT = "gbdt"
+const (
+	GBDT     = "gbdt"
+	Logistic = "logistic"
+	Ridge    = "ridge"
+)
 
 // Feature is one input of the signature, in the order models read them.
 type Feature struct {
@@ -55,6 +60,7 @@ type Artifact struct {
 	Metrics   map[string]float64 `json:"metrics,omitempty"` // holdout metrics (NaN ones are left out)
 	Profile   *profile.Profile   `json:"profile,omitempty"`
 	GBDT      *gbdt.Model        `json:"gbdt,omitempty"`
+	Linear    *linear.Model      `json:"linear,omitempty"`
 }
 
 // Predictor scores one row of raw feature values in signature order (NaN missing,
@@ -68,6 +74,8 @@ func (a *Artifact) Predictor() Predictor {
 	switch a.Algorithm {
 	case GBDT:
 		return a.GBDT
+	case Logistic, Ridge:
+		return a.Linear
 	}
 	return nil
 }
@@ -178,6 +186,21 @@ func (a *Artifact) validate() error {
 		}
 		for i, f := range a.GBDT.Features {
 			if f.Categorical != (a.Signature[i].Kind == "categorical") {
+				return fmt.Errorf("artifact: feature %s is %s in the signature but not in the model", a.Signature[i].Name, a.Signature[i].Kind)
+			}
+		}
+	case Logistic, Ridge:
+		if a.Linear == nil || a.Linear.Kind != a.Algorithm {
+			return fmt.Errorf("artifact: algorithm %s without a %s model", a.Algorithm, a.Algorithm)
+		}
+		if (a.Algorithm == Logistic) != (a.Task == "binary") {
+			return fmt.Errorf("artifact: a %s task with a %s model", a.Task, a.Algorithm)
+		}
+		if err := a.Linear.Validate(len(a.Signature)); err != nil {
+			return fmt.Errorf("artifact: %w", err)
+		}
+		for i, in := range a.Linear.Inputs {
+			if in.Categorical != (a.Signature[i].Kind == "categorical") {
 				return fmt.Errorf("artifact: feature %s is %s in the signature but not in the model", a.Signature[i].Name, a.Signature[i].Kind)
 			}
 		}

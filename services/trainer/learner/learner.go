@@ -7,7 +7,9 @@ import (
 	"sort"
 
 	"github.com/flywheel-ml/flywheel/ml/artifact"
+	mldataset "github.com/flywheel-ml/flywheel/ml/dataset"
 	"github.com/flywheel-ml/flywheel/ml/gbdt"
+	"github.com/flywheel-ml/flywheel/ml/linear"
 	"github.com/flywheel-ml/flywheel/ml/metrics"
 	"github.com/flywheel-ml/flywheel/ml/profile"
 	"github.com/flywheel-ml/flywheel/schemas/modelspec"
@@ -27,18 +29,18 @@ var _ pipeline.Learner = Learner{}
 // Train fits spec's algorithm on the rows train of b.
 func (l Learner) Train(ctx context.Context, spec *modelspec.Spec, b *dataset.Built, train []int, seed uint64,
 	progress func(step int, metrics map[string]float64)) (pipeline.Model, error) {
+	frame, err := Remap(b, train, b.Columns)
+	if err != nil {
+		return nil, err
+	}
 	if spec.Algorithm.Name != modelspec.GBDT {
-		return nil, fmt.Errorf("algorithm %s is not available in this build yet; use gbdt", spec.Algorithm.Name)
+		return l.trainLinear(ctx, spec, b, frame, seed, progress)
 	}
 	p, err := gbdtParams(spec, seed)
 	if err != nil {
 		return nil, err
 	}
 	p.Workers = l.Workers
-	frame, err := Remap(b, train, b.Columns)
-	if err != nil {
-		return nil, err
-	}
 	m, err := gbdt.Train(ctx, frame, p, func(r gbdt.Round) {
 		m := map[string]float64{"train_loss": r.TrainLoss}
 		if r.ValidationLoss == r.ValidationLoss { // not NaN
@@ -102,7 +104,14 @@ func (m *Model) Score(b *dataset.Built, rows []int) ([]float64, error) {
 		return nil, err
 	}
 	out := make([]float64, len(rows))
-	m.a.GBDT.PredictFrame(frame, out)
+	switch {
+	case m.a.GBDT != nil:
+		m.a.GBDT.PredictFrame(frame, out)
+	case m.a.Linear != nil:
+		m.a.Linear.PredictFrame(frame, out)
+	default:
+		return nil, fmt.Errorf("artifact of %s has no model", m.a.Model)
+	}
 	return out, nil
 }
 
@@ -154,4 +163,41 @@ func Evaluate(task string, labels, scores []float64, threshold float64) map[stri
 		return metrics.EvaluateRegression(labels, scores).Map()
 	}
 	return metrics.EvaluateBinary(labels, scores, threshold).Map()
+}
+
+// trainLinear fits logistic or ridge regression; it reports one step with the training loss.
+func (l Learner) trainLinear(ctx context.Context, spec *modelspec.Spec, b *dataset.Built, frame *mldataset.Frame, seed uint64,
+	progress func(step int, metrics map[string]float64)) (pipeline.Model, error) {
+	p := linear.Params{Standardize: true, Workers: l.Workers}
+	var standardize float64 = 1
+	if err := assign(spec.Algorithm.Params, map[string]*int{"max_iter": &p.MaxIter},
+		map[string]*float64{"l2": &p.L2, "tol": &p.Tol, "standardize": &standardize}); err != nil {
+		return nil, err
+	}
+	p.Standardize = standardize != 0
+	var m *linear.Model
+	var err error
+	if spec.Algorithm.Name == modelspec.Ridge {
+		m, err = linear.TrainRidge(ctx, frame, p)
+	} else {
+		m, err = linear.TrainLogistic(ctx, frame, p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pred := make([]float64, frame.Rows())
+	m.PredictFrame(frame, pred)
+	train := Evaluate(spec.Task, frame.Label, pred, spec.Threshold)
+	progress(1, map[string]float64{"train_log_loss": train["log_loss"], "train_rmse": train["rmse"]})
+	prof, err := profile.Build(frame, pred, profile.Options{Seed: seed})
+	if err != nil {
+		return nil, fmt.Errorf("reference profile: %w", err)
+	}
+	params, _ := json.Marshal(p)
+	a := &artifact.Artifact{Model: spec.Name, Task: spec.Task, Algorithm: spec.Algorithm.Name, Signature: signature(b.Columns),
+		Params: params, Profile: prof, Linear: m}
+	if spec.Task == modelspec.Binary {
+		a.Threshold = spec.Threshold
+	}
+	return &Model{a: a}, nil
 }

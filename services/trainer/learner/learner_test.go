@@ -106,3 +106,31 @@ func TestUnknownParameterIsNamed(t *testing.T) {
 		t.Fatalf("want an error naming the parameter, got %v", err)
 	}
 }
+
+func TestLogisticThroughTheLearner(t *testing.T) {
+	b := built(2, 2000, []string{"atm", "ecom", "pos"})
+	rows := make([]int, 1500)
+	for i := range rows {
+		rows[i] = i
+	}
+	s := spec()
+	s.Algorithm = modelspec.Algorithm{Name: "logistic", Params: map[string]any{"l2": 1.0}}
+	l := learner.Learner{}
+	m, err := l.Train(context.Background(), s, b, rows, 1, func(int, map[string]float64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	art, err := m.Encode(map[string]float64{"auc": 0.8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := l.Load(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := m.Score(b, []int{1600, 1700})
+	c, _ := loaded.Score(b, []int{1600, 1700})
+	if a[0] != c[0] || a[1] != c[1] || !(a[0] > 0 && a[0] < 1) {
+		t.Fatalf("scores %v vs %v", a, c)
+	}
+}
