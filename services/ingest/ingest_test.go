@@ -28,6 +28,7 @@ import (
 type service struct {
 	url    string
 	stream string
+	group  string // of raw.<stream>
 	kafka  kafkax.Config
 	ch     chx.Config
 }
@@ -43,11 +44,11 @@ func start(t *testing.T, extra map[string]string) *service {
 	if err := os.WriteFile(filepath.Join(dir, stream+".json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := testenv.FreeAddr(t)
+	addr, group := testenv.FreeAddr(t), testenv.Unique(t, "g")
 	vars := map[string]string{
 		"FLYWHEEL_INGEST_ADDR":           addr,
 		"FLYWHEEL_INGEST_STREAMS_DIR":    dir,
-		"FLYWHEEL_INGEST_GROUP":          testenv.Unique(t, "g"),
+		"FLYWHEEL_INGEST_GROUP":          group,
 		"FLYWHEEL_INGEST_REDIS_PREFIX":   testenv.Unique(t, "t") + ":",
 		"FLYWHEEL_INGEST_STATS_INTERVAL": "200ms",
 		"FLYWHEEL_CLICKHOUSE_DATABASE":   ch.Database,
@@ -78,7 +79,7 @@ func start(t *testing.T, extra map[string]string) *service {
 		admin := kafkax.NewAdmin(kcfg)
 		_ = admin.DeleteTopics(context.Background(), schemas.RawTopic(stream), schemas.EventsTopic(stream), schemas.DLQTopic(stream))
 	})
-	s := &service{url: "http://" + addr, stream: stream, kafka: kcfg, ch: ch}
+	s := &service{url: "http://" + addr, stream: stream, group: group, kafka: kcfg, ch: ch}
 	testenv.WaitReady(t, s.url, done)
 	return s
 }
@@ -131,7 +132,7 @@ func readTopic(t *testing.T, cfg kafkax.Config, topic string, want int, wait tim
 	var out []kafka.Message
 	deadline := time.Now().Add(wait)
 	for p := range cfg.Partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond, MaxBytes: 4 << 20})
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			m, err := r.ReadMessage(ctx)
