@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -48,15 +49,19 @@ func (p Params) withDefaults() (Params, error) {
 	return p, nil
 }
 
-// design fits the preprocessing and returns the model skeleton and the expanded row-major
-// design matrix (n × width, no intercept column).
-func design(f *dataset.Frame, standardize bool) (*Model, []float64, int, error) {
+// design fits the preprocessing and returns the model skeleton, the expanded row-major
+// design matrix (n × width, no intercept column) and the L2 penalty of each weight. Numeric
+// columns are always standardised for the fit — the optimiser converges in a fraction of the
+// steps on well-scaled data — and the penalty is rescaled per weight when the caller asked
+// for the raw-scale objective (λ‖w‖² on the raw weights is Σ λ/s² v² on the standardised
+// ones), so the minimiser is the same; unstandardize then converts the weights back.
+func design(f *dataset.Frame, standardize bool, l2 float64) (*Model, []float64, int, []float64, error) {
 	if err := f.Validate(); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, nil, err
 	}
 	n := f.Rows()
 	if n == 0 {
-		return nil, nil, 0, dataset.ErrNoRows
+		return nil, nil, 0, nil, dataset.ErrNoRows
 	}
 	m := &Model{Inputs: make([]Input, len(f.Cols))}
 	width := 0
@@ -87,18 +92,16 @@ func design(f *dataset.Frame, standardize bool) (*Model, []float64, int, error) 
 				in.Mean = sum / cnt
 			}
 			in.Scale = 1
-			if standardize {
-				var ss float64
-				for _, v := range col {
-					if v == v && !math.IsInf(v, 0) {
-						ss += (v - in.Mean) * (v - in.Mean)
-					}
+			var ss float64
+			for _, v := range col {
+				if v == v && !math.IsInf(v, 0) {
+					ss += (v - in.Mean) * (v - in.Mean)
 				}
-				if sd := math.Sqrt(ss / math.Max(cnt, 1)); sd > 0 {
-					in.Scale = sd
-				}
-				in.Center = in.Mean
 			}
+			if sd := math.Sqrt(ss / math.Max(cnt, 1)); sd > 0 {
+				in.Scale = sd
+			}
+			in.Center = in.Mean
 		}
 		width += in.width()
 	}
@@ -122,7 +125,31 @@ func design(f *dataset.Frame, standardize bool) (*Model, []float64, int, error) 
 		}
 	}
 	m.Weights = make([]float64, width)
-	return m, x, width, nil
+	pen := make([]float64, width)
+	for j := range m.Inputs {
+		in := &m.Inputs[j]
+		for k := range in.width() {
+			pen[in.Offset+k] = l2
+			if !standardize && !in.Categorical {
+				pen[in.Offset+k] = l2 / (in.Scale * in.Scale)
+			}
+		}
+	}
+	return m, x, width, pen, nil
+}
+
+// unstandardize rewrites the numeric weights for raw inputs: w·(v−c)/s = (w/s)·v − w·c/s.
+func (m *Model) unstandardize() {
+	for j := range m.Inputs {
+		in := &m.Inputs[j]
+		if in.Categorical {
+			continue
+		}
+		w := m.Weights[in.Offset] / in.Scale
+		m.Intercept -= w * in.Center
+		m.Weights[in.Offset] = w
+		in.Center, in.Scale = 0, 1
+	}
 }
 
 // TrainLogistic fits a binary logistic regression on f (labels 0/1).
@@ -131,7 +158,7 @@ func TrainLogistic(ctx context.Context, f *dataset.Frame, p Params) (*Model, err
 	if err != nil {
 		return nil, err
 	}
-	m, x, d, err := design(f, p.Standardize)
+	m, x, d, pen, err := design(f, p.Standardize, p.L2)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +215,7 @@ func TrainLogistic(ctx context.Context, f *dataset.Frame, p Params) (*Model, err
 		inv := 1 / float64(n)
 		reg := 0.0
 		for k := 0; k < d; k++ {
-			reg += w[k] * w[k]
+			reg += pen[k] * w[k] * w[k]
 		}
 		if grad != nil {
 			for k := range grad {
@@ -199,16 +226,30 @@ func TrainLogistic(ctx context.Context, f *dataset.Frame, p Params) (*Model, err
 				grad[k] = s * inv
 			}
 			for k := 0; k < d; k++ {
-				grad[k] += p.L2 * w[k] * inv
+				grad[k] += pen[k] * w[k] * inv
 			}
 		}
-		return (loss + p.L2/2*reg) * inv
+		return (loss + reg/2) * inv
+	}
+	// gonum asks for the value and the gradient at the same point separately; one pass over
+	// the data computes both, so the last point's results are kept.
+	var lastW, lastGrad []float64
+	var lastLoss float64
+	both := func(w []float64) {
+		if lastW != nil && slices.Equal(lastW, w) {
+			return
+		}
+		if lastGrad == nil {
+			lastGrad = make([]float64, d+1)
+		}
+		lastLoss = eval(w, lastGrad)
+		lastW = append(lastW[:0], w...)
 	}
 	problem := optimize.Problem{
-		Func: func(w []float64) float64 { return eval(w, nil) },
-		Grad: func(grad, w []float64) { eval(w, grad) },
+		Func: func(w []float64) float64 { both(w); return lastLoss },
+		Grad: func(grad, w []float64) { both(w); copy(grad, lastGrad) },
 	}
-	settings := &optimize.Settings{MajorIterations: p.MaxIter, GradientThreshold: p.Tol / float64(n),
+	settings := &optimize.Settings{MajorIterations: p.MaxIter, GradientThreshold: p.Tol, // on the mean loss, as scikit-learn ≥ 1.2 scales it
 		Converger: &optimize.FunctionConverge{Absolute: 1e-12, Relative: 1e-12, Iterations: 20}}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -219,6 +260,9 @@ func TrainLogistic(ctx context.Context, f *dataset.Frame, p Params) (*Model, err
 	}
 	copy(m.Weights, res.X[:d])
 	m.Intercept = res.X[d]
+	if !p.Standardize {
+		m.unstandardize()
+	}
 	if err := m.Validate(len(f.Cols)); err != nil {
 		return nil, fmt.Errorf("linear: the fit diverged: %w", err)
 	}
@@ -232,7 +276,7 @@ func TrainRidge(ctx context.Context, f *dataset.Frame, p Params) (*Model, error)
 	if err != nil {
 		return nil, err
 	}
-	m, x, d, err := design(f, p.Standardize)
+	m, x, d, pen, err := design(f, p.Standardize, p.L2)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +344,7 @@ func TrainRidge(ctx context.Context, f *dataset.Frame, p Params) (*Model, error)
 				s += gram[c][a*d+bb]
 			}
 			if a == bb {
-				s += p.L2
+				s += pen[a]
 			}
 			A.SetSym(a, bb, s)
 		}
@@ -320,6 +364,9 @@ func TrainRidge(ctx context.Context, f *dataset.Frame, p Params) (*Model, error)
 	m.Intercept = ym
 	for k := range d {
 		m.Intercept -= m.Weights[k] * xm[k]
+	}
+	if !p.Standardize {
+		m.unstandardize()
 	}
 	if err := m.Validate(len(f.Cols)); err != nil {
 		return nil, err
