@@ -90,6 +90,7 @@ func TestAllServicesStartServeAndStop(t *testing.T) {
 		addrs[s] = freePort(t)
 		vars["FLYWHEEL_"+s+"_ADDR"] = addrs[s]
 	}
+	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addrs["REGISTRY"]
 	lookup := func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true
