@@ -46,3 +46,25 @@ func TestNumericEdgesFewDistinct(t *testing.T) {
 		t.Errorf("edges %v, want %v", edges, want)
 	}
 }
+
+func TestFitCategorical(t *testing.T) {
+	col := []float64{3, 3, 3, 0, 0, 7, math.NaN(), -1, 9, 1000}
+	rows := make([]int32, len(col))
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	fb := fitCategorical(col, rows, 2)
+	// 3 and 0 are the two most frequent; 7, 9 and 1000 share "other"; then missing. Codes up
+	// to 1000 go through the dense table, larger ones through the map.
+	if !slices.Equal(fb.codes, []int32{3, 0}) || !slices.Equal(fb.other, []int32{7, 9, 1000}) || fb.nbins != 4 {
+		t.Fatalf("codes %v other %v nbins %d", fb.codes, fb.other, fb.nbins)
+	}
+	for _, c := range []struct {
+		v    float64
+		want uint8
+	}{{3, 0}, {0, 1}, {7, 2}, {9, 2}, {1000, 2}, {math.NaN(), 3}, {-1, 3}, {5, 3}, {8, 3}, {2.5, 3}, {1e7, 3}} {
+		if got := fb.bin(c.v); got != c.want {
+			t.Errorf("bin(%v) = %d, want %d", c.v, got, c.want)
+		}
+	}
+}
