@@ -31,6 +31,8 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 
 func levelFor(status int) zapcore.Level {
 	switch {
+	case status == http.StatusServiceUnavailable:
+		return zapcore.WarnLevel // a dependency is down or the service starts: not a bug
 	case status >= 500:
 		return zapcore.ErrorLevel
 	case status >= 400:

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/flywheel-ml/flywheel/platform/config"
+	"github.com/flywheel-ml/flywheel/platform/logging"
 )
 
 // Config is one service's HTTP listener. Services embed it with their own prefix
@@ -74,6 +77,7 @@ type Server struct {
 
 	// starting is set while the service opens its dependencies and registers its routes.
 	starting atomic.Bool
+	limit    *logging.Limiter
 }
 
 // NewServer builds the server and registers its own endpoints. reg gets the request metrics
@@ -89,6 +93,7 @@ func NewServer(cfg Config, auth AuthConfig, log *zap.Logger, reg *prometheus.Reg
 		tokens: tokens,
 		mux:    http.NewServeMux(),
 		checks: map[string]Check{},
+		limit:  logging.NewLimiter(10 * time.Second),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flywheel_http_request_duration_seconds",
 			Help:    "HTTP request latency by route, method and status code.",
@@ -146,10 +151,7 @@ func (s *Server) Authorize(r *http.Request, scope string) *Error {
 func (s *Server) HandleRaw(pattern string, h HandlerFunc) {
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			var he *Error
-			if !errors.As(err, &he) || he.Status >= 500 {
-				s.log.Error("request failed", zap.String("route", r.Pattern), zap.Error(err))
-			}
+			s.logFailure(r, err)
 			WriteError(w, err)
 		}
 	}))
@@ -166,15 +168,38 @@ func (s *Server) authorize(scope string, h HandlerFunc) http.Handler {
 			WriteError(w, err)
 			return
 		}
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			// Announced too large: answer without reading it (ServeHTTP drains what it can,
+			// so the client still reads the answer).
+			WriteError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+				Message: "request body of " + itoa(r.ContentLength) + " bytes exceeds the limit of " + itoa(s.cfg.MaxBodyBytes) + " bytes"})
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		if err := h(w, r); err != nil {
-			var he *Error
-			if !errors.As(err, &he) || he.Status >= 500 {
-				s.log.Error("request failed", zap.String("route", r.Pattern), zap.Error(err))
-			}
+			s.logFailure(r, err)
 			WriteError(w, err)
 		}
 	})
+}
+
+// logFailure logs a handler's error once: a dependency being down (503) at warn, without a
+// stack trace and at most once per route every 10 s (with the count of the lines held back);
+// other client errors not at all (the access line records them); anything else — a bug — at
+// error.
+func (s *Server) logFailure(r *http.Request, err error) {
+	var he *Error
+	if errors.As(err, &he) && he.Status < 500 {
+		return
+	}
+	if errors.As(err, &he) && he.Status == http.StatusServiceUnavailable {
+		if ok, held := s.limit.Allow("failed " + r.Pattern); ok {
+			s.log.Warn("request failed: a dependency is unavailable", zap.String("route", r.Pattern),
+				zap.String("error", err.Error()), zap.Int("similar_lines_held_back", held))
+		}
+		return
+	}
+	s.log.Error("request failed", zap.String("route", r.Pattern), zap.String("error", err.Error()))
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -220,6 +245,8 @@ func (s *Server) SetStarting(v bool) { s.starting.Store(v) }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	body := &trackedBody{ReadCloser: r.Body}
+	r.Body = body
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("handler panicked", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.Stack("stack"))
@@ -233,11 +260,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		elapsed := time.Since(start)
 		s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(elapsed.Seconds())
-		if ce := s.log.Check(levelFor(rec.status), "request"); ce != nil {
-			ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
-				zap.Duration("elapsed", elapsed))
+		level := levelFor(rec.status)
+		held := 0
+		if rec.status == http.StatusServiceUnavailable {
+			var ok bool
+			if ok, held = s.limit.Allow("answered " + route); !ok {
+				level = zapcore.DebugLevel
+			}
 		}
+		if ce := s.log.Check(level, "request"); ce != nil {
+			ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
+				zap.Duration("elapsed", elapsed), zap.Int("similar_lines_held_back", held))
+		}
+		s.drain(rec, body)
 	}()
+	if _, pattern := s.mux.Handler(r); pattern == "" && !s.starting.Load() {
+		s.unmatched(rec, r)
+		return
+	}
 	if s.starting.Load() {
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			// The route may simply not be registered yet: a 404 would tell a client the
@@ -249,6 +289,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// unmatched answers a request no route takes in JSON, like every other error: 405 with Allow
+// when the path exists for other methods, else 404.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		WriteError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + strings.Join(allow, ", ")})
+		return
+	}
+	WriteError(w, NotFound("not_found", "no route "+r.Method+" "+r.URL.Path))
 }
 
 // Run listens and serves until ctx is cancelled, then lets in-flight requests finish within

@@ -39,6 +39,9 @@ func New(service string, c Config) (*zap.Logger, error) {
 	zc.EncoderConfig.TimeKey = "ts"
 	zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	zc.Sampling = nil
+	// Stack traces only where they help: panics (logged with their stack explicitly) and
+	// DPanic; an error line for a dependency being down needs none.
+	zc.DisableStacktrace = true
 	if c.Format == "console" {
 		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
 	}
