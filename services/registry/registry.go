@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	runs := runindex.NewRuns(st.RunsKV(), conn, rt.Log.Named("runindex"))
 	metrics := runindex.NewMetrics(nc.JS, st.MetricsStream(), prefix+"registry-metric-history", conn, rt.Log.Named("metrics"))
-	rt.Group.Go("events", relay.Run)
+	rt.Group.Go("events relay", relay.Run)
 	rt.Group.Go("runs index", runs.Run)
 	rt.Group.Go("metric history", metrics.Run)
 

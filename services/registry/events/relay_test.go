@@ -349,3 +349,69 @@ func TestRelayStartsOverOnARecreatedOutbox(t *testing.T) {
 	f.relay(real)
 	f.checkAll(append(first, second...))
 }
+
+// failing refuses the first n produce calls, then records every message it is given: a
+// Kafka producer failing for a while, without a broker.
+type failing struct {
+	mu       sync.Mutex
+	n        int
+	attempts int
+	got      []schemas.RegistryEvent
+	keys     []string
+}
+
+func (p *failing) Produce(ctx context.Context, msgs ...kafkax.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.attempts++
+	if p.attempts <= p.n {
+		return fmt.Errorf("broker refused (attempt %d)", p.attempts)
+	}
+	for _, m := range msgs {
+		var ev schemas.RegistryEvent
+		if err := json.Unmarshal(m.Value, &ev); err != nil {
+			return err
+		}
+		p.got = append(p.got, ev)
+		p.keys = append(p.keys, string(m.Key))
+	}
+	return nil
+}
+
+func (p *failing) snapshot() (attempts int, got []schemas.RegistryEvent, keys []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.attempts, append([]schemas.RegistryEvent(nil), p.got...), append([]string(nil), p.keys...)
+}
+
+// The producer fails its first 4 attempts: the relay retries the same batch (nothing
+// skipped, nothing half-recorded) and then delivers every event exactly once, in outbox order,
+// keyed by model.
+func TestRelayRetriesAFailingProducerInOrder(t *testing.T) {
+	f := newFixture(t)
+	p := &failing{n: 4}
+	committed := f.commit(10)
+	f.relay(p)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		attempts, got, keys := p.snapshot()
+		if len(got) >= len(committed) {
+			if attempts < 4+3 { // 4 refusals, then batches of at most 4
+				t.Errorf("%d produce attempts, want at least 7", attempts)
+			}
+			if len(got) != len(committed) {
+				t.Fatalf("%d events produced, want %d", len(got), len(committed))
+			}
+			for i := range committed {
+				if got[i] != committed[i] || keys[i] != committed[i].Model {
+					t.Fatalf("event %d: got %+v keyed %q, want %+v keyed %q", i, got[i], keys[i], committed[i], committed[i].Model)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d attempts, %d of %d events produced", attempts, len(got), len(committed))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
