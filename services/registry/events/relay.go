@@ -28,6 +28,9 @@ type RelayConfig struct {
 	Prefix string // deployment prefix of the outbox, the position bucket and the NATS subjects
 	Topic  string // Kafka topic; schemas.TopicRegistry when empty (tests use their own)
 	Batch  int    // events per Kafka produce; 500 when 0
+	// LeaseTTL is how long a relay holding the lease may stay silent before another
+	// process's relay takes over; 10 s when 0.
+	LeaseTTL time.Duration
 }
 
 // Relay publishes the outbox to Kafka and NATS in stream order. Its position (the last
@@ -35,14 +38,16 @@ type RelayConfig struct {
 // batch, so a relay that stops or crashes anywhere resumes after the last acknowledged
 // batch: an event is published at least once, with the id it was given in the outbox.
 // Kafka refusing or unreachable is retried with backoff, forever and on the same batch, so
-// nothing is skipped and order holds. Several registry processes each run a relay; each
-// publishes every event (consumers dedupe by id) and the position only moves forward.
+// nothing is skipped and order holds. Several registry processes each run a relay; one at a
+// time publishes, holding a lease in the same bucket (lease.go), and the others stand by to
+// take over from the stored position. The position only moves forward.
 type Relay struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
 	kafka   Producer
 	cfg     RelayConfig
 	pos     jetstream.KeyValue
+	id      string // this relay's lease holder id
 	log     *zap.Logger
 	sent    prometheus.Counter
 	retries prometheus.Counter
@@ -59,11 +64,14 @@ func NewRelay(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, kafka 
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 10 * time.Second
+	}
 	pos, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.Prefix + positionBucket, History: 1})
 	if err != nil {
 		return nil, fmt.Errorf("registry relay position bucket: %w", err)
 	}
-	r := &Relay{js: js, nc: nc, kafka: kafka, cfg: cfg, pos: pos, log: log,
+	r := &Relay{js: js, nc: nc, kafka: kafka, cfg: cfg, pos: pos, id: newEventID(), log: log,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "flywheel_registry_events_published_total",
 			Help: "Registry change events published to Kafka and NATS (redeliveries after a restart count again)."}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "flywheel_registry_events_retries_total",
@@ -75,12 +83,30 @@ func NewRelay(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, kafka 
 	return r, nil
 }
 
-// Run relays until ctx ends, then returns nil without waiting for Kafka: what is not yet
-// acknowledged stays in the outbox for the next relay. It never returns early; NATS errors
-// (the outbox or the position unreadable) are retried with backoff too.
+// Run relays, while it holds the lease, until ctx ends, then returns nil without waiting
+// for Kafka: what is not yet acknowledged stays in the outbox for the next relay, and the
+// lease is released for it. It never returns early; NATS errors (the outbox, the position
+// or the lease unreadable) are retried with backoff too.
 func (r *Relay) Run(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		err := r.relay(ctx)
+		rev, err := r.acquire(ctx)
+		if err == nil {
+			lctx, lost := context.WithCancel(ctx)
+			held := make(chan uint64, 1)
+			go func() { held <- r.hold(lctx, rev, lost) }()
+			err = r.relay(lctx)
+			wasLost := lctx.Err() != nil
+			lost()
+			rev = <-held
+			if ctx.Err() != nil {
+				r.release(ctx, rev)
+				return nil
+			}
+			if wasLost { // the lease was lost: stand by at once
+				attempt = -1
+				continue
+			}
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

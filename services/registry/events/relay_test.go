@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -28,6 +29,7 @@ type fixture struct {
 	prefix string
 	topic  string
 	outbox *events.Outbox
+	lease  time.Duration // the relays' LeaseTTL (0: the default)
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -62,7 +64,7 @@ func (f *fixture) commit(n int) []schemas.RegistryEvent {
 // relay starts a relay with producer; the returned stop cancels it and waits for Run.
 func (f *fixture) relay(p events.Producer) (stop func() time.Duration) {
 	f.t.Helper()
-	r, err := events.NewRelay(testenv.Context(f.t), f.conn.JS, f.conn.NC, p, events.RelayConfig{Prefix: f.prefix, Topic: f.topic, Batch: 4}, zap.NewNop(), nil)
+	r, err := events.NewRelay(testenv.Context(f.t), f.conn.JS, f.conn.NC, p, events.RelayConfig{Prefix: f.prefix, Topic: f.topic, Batch: 4, LeaseTTL: f.lease}, zap.NewNop(), nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -413,5 +415,86 @@ func TestRelayRetriesAFailingProducerInOrder(t *testing.T) {
 			t.Fatalf("after %d attempts, %d of %d events produced", attempts, len(got), len(committed))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitFor polls until p produced want events, or fails.
+func waitFor(t *testing.T, p *failing, want int) []schemas.RegistryEvent {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, got, _ := p.snapshot()
+		if len(got) >= want {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events produced", len(got), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func ids(evs []schemas.RegistryEvent) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
+}
+
+// Two registry processes: one relay publishes, the other stands by and takes over from the
+// stored position once the first stops (and releases the lease); every event is produced
+// once, in order.
+func TestOneRelayPublishesAndAnotherTakesOver(t *testing.T) {
+	f := newFixture(t)
+	f.lease = time.Second
+	a, b := &failing{}, &failing{}
+	stopA := f.relay(a)
+	time.Sleep(200 * time.Millisecond) // a takes the lease first
+	f.relay(b)
+	first := f.commit(8)
+	waitFor(t, a, len(first))
+	time.Sleep(time.Second) // give b every chance to publish too
+	if _, got, _ := b.snapshot(); len(got) != 0 {
+		t.Fatalf("the standby relay published %d events while the other held the lease", len(got))
+	}
+	stopA()
+	more := make([]schemas.RegistryEvent, 4)
+	for i := range more {
+		more[i] = schemas.RegistryEvent{ID: fmt.Sprintf("more-%d", i), Type: schemas.RegistryModelCreated, Model: "m9", At: time.Unix(1_800_000_300, 0).UTC()}
+		f.outbox.Notify(context.Background(), more[i])
+	}
+	got := waitFor(t, b, len(more))
+	if fmt.Sprint(ids(got)) != fmt.Sprint(ids(more)) {
+		t.Fatalf("after the takeover the standby produced %v, want exactly %v", ids(got), ids(more))
+	}
+	if _, gotA, _ := a.snapshot(); fmt.Sprint(ids(gotA)) != fmt.Sprint(ids(first)) {
+		t.Fatalf("the first relay produced %v, want %v", ids(gotA), ids(first))
+	}
+}
+
+// A holder that died without releasing the lease (a crash) is taken over once it has been
+// silent for the lease's time; nothing committed meanwhile is missing.
+func TestRelayTakesOverFromACrashedHolder(t *testing.T) {
+	f := newFixture(t)
+	f.lease = time.Second
+	_, bucket := events.Names(f.prefix)
+	kv, err := f.conn.JS.CreateOrUpdateKeyValue(testenv.Context(t), jetstream.KeyValueConfig{Bucket: bucket, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(testenv.Context(t), "leader", []byte("a-crashed-process")); err != nil {
+		t.Fatal(err)
+	}
+	committed := f.commit(6)
+	p := &failing{}
+	start := time.Now()
+	f.relay(p)
+	got := waitFor(t, p, len(committed))
+	if took := time.Since(start); took < f.lease {
+		t.Fatalf("took over after %v, before the holder had been silent for %v", took, f.lease)
+	}
+	if fmt.Sprint(ids(got)) != fmt.Sprint(ids(committed)) {
+		t.Fatalf("produced %v, want %v", ids(got), ids(committed))
 	}
 }
