@@ -154,7 +154,8 @@ func (ch *chaosRun) startService(name string) {
 		ch.t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(ch.binDir, name))
-	cmd.Env = append(os.Environ(), "FLYWHEEL_"+strings.ToUpper(name)+"_ADDR="+ch.addrs[name], "FLYWHEEL_LOG_LEVEL=info")
+	cmd.Env = append(os.Environ(), "FLYWHEEL_"+strings.ToUpper(name)+"_ADDR="+ch.addrs[name], "FLYWHEEL_LOG_LEVEL=info",
+		"FLYWHEEL_TRAINER_REGISTRY_URL=http://"+ch.addrs["registry"])
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		ch.t.Fatalf("start %s: %v", name, err)
