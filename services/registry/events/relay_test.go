@@ -498,3 +498,54 @@ func TestRelayTakesOverFromACrashedHolder(t *testing.T) {
 		t.Fatalf("produced %v, want %v", ids(got), ids(committed))
 	}
 }
+
+// A holder whose lease another process took stops publishing, and takes the lease back
+// once that process falls silent; what was committed meanwhile then arrives, in order.
+func TestRelayStopsPublishingWhenItsLeaseIsTaken(t *testing.T) {
+	f := newFixture(t)
+	f.lease = time.Second
+	p := &failing{}
+	f.relay(p)
+	before := f.commit(3)
+	waitFor(t, p, len(before))
+
+	_, bucket := events.Names(f.prefix)
+	kv, err := f.conn.JS.KeyValue(testenv.Context(t), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testenv.Context(t))
+	stolen := make(chan struct{})
+	go func() { // another process holding the lease, alive
+		defer close(stolen)
+		for ctx.Err() == nil {
+			if _, err := kv.Put(ctx, "leader", []byte("another-process")); err != nil && ctx.Err() == nil {
+				t.Errorf("put lease: %v", err)
+			}
+			sleepCtx(ctx, 100*time.Millisecond)
+		}
+	}()
+	time.Sleep(f.lease) // the holder notices within TTL/5
+	during := make([]schemas.RegistryEvent, 3)
+	for i := range during {
+		during[i] = schemas.RegistryEvent{ID: fmt.Sprintf("during-%d", i), Type: schemas.RegistryModelCreated, Model: "m1", At: time.Unix(1_800_000_400, 0).UTC()}
+		f.outbox.Notify(context.Background(), during[i])
+	}
+	time.Sleep(time.Second)
+	if _, got, _ := p.snapshot(); len(got) != len(before) {
+		t.Fatalf("the relay published %d events after its lease was taken", len(got)-len(before))
+	}
+	cancel()
+	<-stolen
+	got := waitFor(t, p, len(before)+len(during))
+	if want := append(ids(before), ids(during)...); fmt.Sprint(ids(got)) != fmt.Sprint(want) {
+		t.Fatalf("produced %v, want %v", ids(got), want)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
