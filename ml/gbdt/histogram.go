@@ -100,6 +100,12 @@ const gatherBlock = 256
 // It returns the touched bits only so that the compiler keeps the touching loads.
 func accumulate(h histogram, bins []uint8, stride, f0 int, rows []int32, q []int64) (touch uint8) {
 	nf := len(h)
+	if n := len(rows); n > 0 && int(rows[n-1]-rows[0]) == n-1 {
+		// Consecutive rows (the root when every row trains): memory is read in order, so
+		// the prefetcher does what the gathering is for.
+		accumulateRange(h, bins, stride, f0, int(rows[0]), int(rows[0])+n, q)
+		return 0
+	}
 	var oq [gatherBlock]int64
 	for len(rows) > 0 {
 		block := rows[:min(len(rows), gatherBlock)]
@@ -129,6 +135,26 @@ func accumulate(h histogram, bins []uint8, stride, f0 int, rows []int32, q []int
 		}
 	}
 	return touch
+}
+
+// accumulateRange is accumulate for the rows lo..hi-1.
+func accumulateRange(h histogram, bins []uint8, stride, f0, lo, hi int, q []int64) {
+	nf := len(h)
+	for r, v := range q[lo:hi] {
+		row := bins[(lo+r)*stride+f0:][:nf]
+		hh := h[:len(row)]
+		k := 0
+		for ; k+4 <= len(row); k += 4 {
+			b4, h4 := (*[4]uint8)(row[k:]), (*[4]featureHist)(hh[k:])
+			h4[0][b4[0]] += v
+			h4[1][b4[1]] += v
+			h4[2][b4[2]] += v
+			h4[3][b4[3]] += v
+		}
+		for ; k < len(row); k++ {
+			hh[k][row[k]] += v
+		}
+	}
 }
 
 // subtract sets dst = parent − child: the histogram of a node's other child, for the price
