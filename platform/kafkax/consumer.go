@@ -318,7 +318,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, cause error)
 	if topic == "" {
 		c.log.Error("message keeps failing and has no dead-letter topic; retrying", zap.String("topic", m.Topic),
 			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(cause))
-		if !sleep(ctx, 5*time.Second) {
+		if !retry.Sleep(ctx, 5*time.Second) {
 			return cause
 		}
 		return c.process(ctx, []kafka.Message{m})
@@ -341,7 +341,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, cause error)
 			break
 		}
 		c.log.Warn("dead-letter write failed; retrying", zap.String("dlq", topic), zap.Error(err))
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return fmt.Errorf("write dead letter to %s: %w", topic, err)
 		}
 		backoff = min(backoff*2, 5*time.Second)
@@ -350,15 +350,4 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, cause error)
 	c.log.Error("message dead-lettered", zap.String("topic", m.Topic), zap.Int("partition", m.Partition),
 		zap.Int64("offset", m.Offset), zap.String("dlq", topic), zap.Error(cause))
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	book := runs.NewBook(cooldowns, cfg.Trainer.KeepRuns, time.Now)
 	pipe := pipeline.New(pipeline.Deps{Specs: specs, Events: dataset.EventLog{Conn: conn}, Features: dataset.NewStoreSource(conn, cat),
-		Registry: reg, Learner: learner.Learner{}, Evaluate: learner.Evaluate, Book: book, CodeVersion: codeVersion(), Log: rt.Log})
+		Registry: reg, Learner: learner.Learner{}, Evaluate: learner.Evaluate, Book: book, CodeVersion: app.Version(), Log: rt.Log})
 	// Runs outlive the request that started them but not the service: they stop with it.
 	runCtx, stopRuns := context.WithCancel(context.WithoutCancel(ctx))
 	intake := triggers.New(runCtx, book, pipe, rt.Log)

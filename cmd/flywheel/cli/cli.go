@@ -3,11 +3,11 @@ package cli
 
 import (
 	"io"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
+	"github.com/flywheel-ml/flywheel/platform/app"
 	"github.com/flywheel-ml/flywheel/platform/config"
 )
 
@@ -48,17 +48,5 @@ func New(stdout, stderr io.Writer, lookup config.LookupFunc) *cobra.Command {
 	return root
 }
 
-// Version describes the running build from Go's build info.
-func Version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := info.Main.Version
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" {
-			v += " " + s.Value
-		}
-	}
-	return v
-}
+// Version describes the running build.
+func Version() string { return app.Version() }

@@ -1,9 +1,10 @@
-package trainer
+package app
 
 import "runtime/debug"
 
-// codeVersion names the trainer build in each model version's lineage.
-func codeVersion() string {
+// Version describes the running build from Go's build info: the module version and VCS
+// revision (recorded in model lineage and printed by `flywheel version`).
+func Version() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
