@@ -41,9 +41,14 @@ const (
 
 // Feature is one input of the signature, in the order models read them.
 type Feature struct {
-	Name   string `json:"name"`
-	Kind   string `json:"kind"`   // numeric or categorical
-	Source string `json:"source"` // "request" or "feature"
+	Name string `json:"name"`
+	Kind string `json:"kind"` // numeric or categorical
+	// Source says where serving gets the value: a free string such as "request:amount" or
+	// "card_activity:txn_count_1h" (the trainer writes it, serving reads it).
+	Source string `json:"source"`
+	// Default, when set, is the value serving substitutes for a missing input instead of
+	// passing NaN to the model (which then applies its own missing-value rule).
+	Default *float64 `json:"default,omitempty"`
 	// Vocabulary: a categorical value's code is its index; other values are missing.
 	Vocabulary []string `json:"vocabulary,omitempty"`
 }
@@ -167,6 +172,11 @@ func (a *Artifact) validate() error {
 			return fmt.Errorf("artifact: signature feature %s has kind %q", f.Name, f.Kind)
 		case f.Kind == "numeric" && len(f.Vocabulary) > 0:
 			return fmt.Errorf("artifact: numeric feature %s has a vocabulary", f.Name)
+		case f.Default != nil && (math.IsNaN(*f.Default) || math.IsInf(*f.Default, 0)):
+			return fmt.Errorf("artifact: feature %s has default %v", f.Name, *f.Default)
+		case f.Default != nil && f.Kind == "categorical" && (*f.Default != math.Trunc(*f.Default) || *f.Default < 0 ||
+			(len(f.Vocabulary) > 0 && *f.Default >= float64(len(f.Vocabulary)))):
+			return fmt.Errorf("artifact: categorical feature %s has default %v, not a code of its vocabulary", f.Name, *f.Default)
 		}
 		names[f.Name] = true
 	}
@@ -208,17 +218,12 @@ func (a *Artifact) validate() error {
 		return fmt.Errorf("artifact: unknown algorithm %q", a.Algorithm)
 	}
 	if p := a.Profile; p != nil {
-		if len(p.Features) != len(a.Signature) {
-			return fmt.Errorf("artifact: profile of %d features for a signature of %d", len(p.Features), len(a.Signature))
+		if err := p.Validate(len(a.Signature)); err != nil {
+			return fmt.Errorf("artifact: %w", err)
 		}
 		for i, f := range p.Features {
-			if f.Name != a.Signature[i].Name {
-				return fmt.Errorf("artifact: profile feature %d is %q, signature says %q", i, f.Name, a.Signature[i].Name)
-			}
-		}
-		for i, row := range p.Sample.Rows {
-			if len(row) != len(a.Signature) {
-				return fmt.Errorf("artifact: profile sample row %d has %d values for %d features", i, len(row), len(a.Signature))
+			if f.Name != a.Signature[i].Name || f.Kind != a.Signature[i].Kind {
+				return fmt.Errorf("artifact: profile feature %d is %s %q, signature says %s %q", i, f.Kind, f.Name, a.Signature[i].Kind, a.Signature[i].Name)
 			}
 		}
 	}

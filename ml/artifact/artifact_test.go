@@ -10,6 +10,7 @@ import (
 	"github.com/flywheel-ml/flywheel/ml/artifact"
 	"github.com/flywheel-ml/flywheel/ml/dataset"
 	"github.com/flywheel-ml/flywheel/ml/gbdt"
+	"github.com/flywheel-ml/flywheel/ml/linear"
 	"github.com/flywheel-ml/flywheel/ml/profile"
 )
 
@@ -103,6 +104,14 @@ func FuzzDecode(f *testing.F) {
 	good, _ := artifact.Encode(a)
 	f.Add(good)
 	f.Add(good[:len(good)/3])
+	for _, kind := range []string{artifact.Logistic, artifact.Ridge} {
+		lin, err := artifact.Encode(linearArtifact(f, kind))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(lin)
+		f.Add(lin[:len(lin)*2/3])
+	}
 	f.Add([]byte("flywheel-model 1\n{}"))
 	f.Add([]byte(`flywheel-model 1
 {"format":1,"model":"m","task":"binary","algorithm":"gbdt","threshold":0.5,"signature":[{"name":"a","kind":"numeric"}],"gbdt":{"objective":"binary","num_features":1,"features":[{}],"trees":[{"nodes":[{"f":0,"l":1,"r":2},{"f":-1},{"f":-1}]}]}}`))
@@ -117,4 +126,69 @@ func FuzzDecode(f *testing.F) {
 		}
 		_ = a.Predictor().Predict(row) // a decoded artifact must be safe to score
 	})
+}
+
+func linearArtifact(t testing.TB, kind string) *artifact.Artifact {
+	t.Helper()
+	a, f := sampleArtifact(t)
+	train, task := linear.TrainLogistic, "binary"
+	if kind == artifact.Ridge {
+		train, task = linear.TrainRidge, "regression"
+		a.Threshold = 0
+	}
+	m, err := train(context.Background(), f, linear.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Algorithm, a.Task, a.GBDT, a.Linear = kind, task, nil, m
+	a.Signature[0].Default = new(float64)
+	return a
+}
+
+func TestLinearRoundTrip(t *testing.T) {
+	for _, kind := range []string{artifact.Logistic, artifact.Ridge} {
+		a := linearArtifact(t, kind)
+		b, err := artifact.Encode(a)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		back, err := artifact.Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		row := []float64{42, 1}
+		if back.Predictor().Predict(row) != a.Predictor().Predict(row) || *back.Signature[0].Default != 0 {
+			t.Fatalf("%s: the round trip changed the model or the default", kind)
+		}
+	}
+}
+
+func TestDecodeRefusesAnInconsistentProfile(t *testing.T) {
+	a, _ := sampleArtifact(t)
+	good, _ := artifact.Encode(a)
+	s := string(good)
+	for name, c := range map[string]struct{ in, want string }{
+		"counts":  {strings.Replace(s, `"counts":[`, `"counts":[1,`, 1), "counts for"},
+		"edges":   {strings.Replace(strings.Replace(s, `"edges":[`, `"edges":[1e300,`, 1), `"counts":[`, `"counts":[0,`, 1), "not strictly ascending"},
+		"kind":    {strings.Replace(s, `"kind":"categorical","rows"`, `"kind":"numeric","rows"`, 1), "profile feature 1"},
+		"missing": {strings.Replace(s, `"missing_rate":0`, `"missing_rate":2`, 1), "missing rate"},
+		"labels":  {strings.Replace(s, `"labels":[`, `"labels":[1,`, 1), "labels for"},
+	} {
+		if c.in == s {
+			t.Fatalf("%s: the test's replacement did not apply", name)
+		}
+		_, err := artifact.Decode([]byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, c.want)
+		}
+	}
+}
+
+func TestDecodeRefusesABadDefault(t *testing.T) {
+	a := linearArtifact(t, artifact.Logistic)
+	b, _ := artifact.Encode(a)
+	bad := strings.Replace(string(b), `"vocabulary":["atm"`, `"default":7,"vocabulary":["atm"`, 1)
+	if _, err := artifact.Decode([]byte(bad)); err == nil || !strings.Contains(err.Error(), "not a code of its vocabulary") {
+		t.Fatalf("got %v", err)
+	}
 }

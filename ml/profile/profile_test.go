@@ -62,3 +62,21 @@ func TestProfile(t *testing.T) {
 		t.Fatal("the same seed must give the same profile")
 	}
 }
+
+func TestValidate(t *testing.T) {
+	f := &dataset.Frame{Names: []string{"x"}, Kinds: []dataset.Kind{dataset.Numeric}, Cols: [][]float64{{1, 2, 3, math.NaN()}}, Label: []float64{0, 1, 0, 1}}
+	p, err := profile.Build(f, []float64{0.1, 0.2, 0.3, 0.4}, profile.Options{Bins: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(1); err != nil {
+		t.Fatalf("Build's output must validate: %v", err)
+	}
+	if err := p.Validate(2); err == nil {
+		t.Fatal("a profile of 1 feature for 2 inputs must be refused")
+	}
+	p.Features[0].Numeric.Counts = p.Features[0].Numeric.Counts[1:]
+	if err := p.Validate(1); err == nil {
+		t.Fatal("counts that do not match the edges must be refused")
+	}
+}
