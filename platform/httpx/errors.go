@@ -57,8 +57,8 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // WriteError maps err to its status and JSON body. Errors that are not an *Error become a
 // 500 whose message hides internals; the caller's middleware logs the full error.
 func WriteError(w http.ResponseWriter, err error) {
-	var he *Error
-	if !errors.As(err, &he) {
+	he := asError(err)
+	if he == nil {
 		he = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 	}
 	msg := he.Message
@@ -66,4 +66,23 @@ func WriteError(w http.ResponseWriter, err error) {
 		msg = he.Error()
 	}
 	WriteJSON(w, he.Status, errorBody{Error: errorDetail{Code: he.Code, Message: msg}})
+}
+
+// asError is the *Error err maps to: its own, or 413 body_too_large for a body that hit an
+// http.MaxBytesReader (a handler reading r.Body itself); nil for anything else.
+func asError(err error) *Error {
+	var he *Error
+	if errors.As(err, &he) {
+		return he
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return tooLargeError(tooLarge.Limit)
+	}
+	return nil
+}
+
+func tooLargeError(limit int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+		Message: "request body exceeds the limit of " + itoa(limit) + " bytes"}
 }

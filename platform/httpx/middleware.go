@@ -13,17 +13,25 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	// body is the request's body; an error answered while some of it is unread says
+	// Connection: close (the server drains it, then closes).
+	body *trackedBody
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
-	if !r.wrote {
+	if !r.wrote && code >= 200 {
 		r.status, r.wrote = code, true
+		if code >= 400 && r.body.unread() {
+			r.Header().Set("Connection", "close")
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
-	r.wrote = true
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
 	return r.ResponseWriter.Write(b)
 }
 
@@ -65,8 +73,7 @@ func ReadBody(r *http.Request) ([]byte, error) {
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-			Message: "request body exceeds the limit of " + itoa(tooLarge.Limit) + " bytes"}
+		return nil, tooLargeError(tooLarge.Limit)
 	}
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Code: "bad_body", Message: "could not read the request body", Err: err}

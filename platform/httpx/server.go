@@ -5,7 +5,6 @@ package httpx
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -185,14 +184,16 @@ func (s *Server) authorize(scope string, h HandlerFunc) http.Handler {
 
 // logFailure logs a handler's error once: a dependency being down (503) at warn, without a
 // stack trace and at most once per route every 10 s (with the count of the lines held back);
-// other client errors not at all (the access line records them); anything else — a bug — at
-// error.
+// client errors (4xx) at debug; anything else — a bug — at error (no stack trace: the error
+// says what failed).
 func (s *Server) logFailure(r *http.Request, err error) {
-	var he *Error
-	if errors.As(err, &he) && he.Status < 500 {
+	he := asError(err)
+	if he != nil && he.Status < 500 {
+		s.log.Debug("request refused", zap.String("route", r.Pattern), zap.Int("status", he.Status),
+			zap.String("error", err.Error()))
 		return
 	}
-	if errors.As(err, &he) && he.Status == http.StatusServiceUnavailable {
+	if he != nil && he.Status == http.StatusServiceUnavailable {
 		if ok, held := s.limit.Allow("failed " + r.Pattern); ok {
 			s.log.Warn("request failed: a dependency is unavailable", zap.String("route", r.Pattern),
 				zap.String("error", err.Error()), zap.Int("similar_lines_held_back", held))
@@ -244,10 +245,17 @@ func (s *Server) SetStarting(v bool) { s.starting.Store(v) }
 // ServeHTTP runs the full middleware chain; tests use it with httptest.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	// The handler reads through body, which notes how far it got; the original stays
+	// reachable for the drain even when the handler wraps r.Body in http.MaxBytesReader.
 	body := &trackedBody{ReadCloser: r.Body}
-	r.Body = body
+	if r.Body != nil {
+		r.Body = body
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, body: body}
 	defer func() {
+		if body.ReadCloser != nil {
+			r.Body = body.ReadCloser // the server's own bookkeeping expects its body back
+		}
 		if p := recover(); p != nil {
 			s.log.Error("handler panicked", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.Stack("stack"))
 			if !rec.wrote {
@@ -272,7 +280,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
 				zap.Duration("elapsed", elapsed), zap.Int("similar_lines_held_back", held))
 		}
-		s.drain(rec, body)
+		s.drain(rec, r, body)
 	}()
 	if _, pattern := s.mux.Handler(r); pattern == "" && !s.starting.Load() {
 		s.unmatched(rec, r)

@@ -29,6 +29,10 @@ func (c Config) Validate() error {
 
 // New returns a logger named after the service, writing to stderr.
 func New(service string, c Config) (*zap.Logger, error) {
+	return newLogger(service, c)
+}
+
+func newLogger(service string, c Config, opts ...zap.Option) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, fmt.Errorf("parse log level: %w", err)
@@ -39,15 +43,20 @@ func New(service string, c Config) (*zap.Logger, error) {
 	zc.EncoderConfig.TimeKey = "ts"
 	zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	zc.Sampling = nil
-	// Stack traces only where they help: panics (logged with their stack explicitly) and
-	// DPanic; an error line for a dependency being down needs none.
-	zc.DisableStacktrace = true
 	if c.Format == "console" {
 		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
 	}
-	log, err := zc.Build()
+	log, err := build(zc, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("build logger: %w", err)
 	}
 	return log.With(zap.String("service", service)), nil
+}
+
+// build builds zc with stack traces only at DPanic and above. zap's production config adds
+// one to every error line; an error line (a failed request, a dependency down) says what
+// failed without one, and panics are logged with their stack explicitly (httpx's recovery).
+func build(zc zap.Config, opts ...zap.Option) (*zap.Logger, error) {
+	zc.DisableStacktrace = true // Build would otherwise add AddStacktrace(ErrorLevel)
+	return zc.Build(append([]zap.Option{zap.AddStacktrace(zapcore.DPanicLevel)}, opts...)...)
 }
