@@ -145,6 +145,7 @@ func TestOversizedBodiesGetAReadableAnswer(t *testing.T) {
 		code, words string
 	}{
 		{"handler reads past the limit", "/read", true, "", 413, "body_too_large", "limit of 8388608 bytes"},
+		{"handler reads past the limit, 24 MB", "/read", true, "", 413, "body_too_large", "limit of 8388608 bytes"},
 		{"announced over the limit", "/read", false, "", 413, "body_too_large", "limit of 8388608 bytes"},
 		{"no token, body unread", "/secret", false, "", 401, "unauthenticated", ""},
 		{"wrong scope, body unread", "/secret", true, "Authorization: Bearer tok\r\n", 403, "forbidden", ""},
@@ -153,7 +154,12 @@ func TestOversizedBodiesGetAReadableAnswer(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ran := ts.ran.Load()
-			a := rawPost(t, ts.addr, c.path, big, c.chunked, c.extra)
+			body := big
+			if strings.HasSuffix(c.name, "24 MB") {
+				// Beyond what loopback socket buffers hold once the handler stopped at 8 MiB.
+				body = bytes.Repeat([]byte("x"), 24<<20)
+			}
+			a := rawPost(t, ts.addr, c.path, body, c.chunked, c.extra)
 			code, msg := errorCode(t, a.body)
 			if a.status != c.status || code != c.code || !strings.Contains(msg, c.words) {
 				t.Fatalf("%d %s; want %d %s %q", a.status, a.body, c.status, c.code, c.words)
