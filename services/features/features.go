@@ -112,9 +112,9 @@ func Run(ctx context.Context, cfg Config) error {
 		reader.CheckEpochs(proc)
 	}
 	httpapi.New(cat, reader, conn, proc, stats, time.Now).Register(rt.HTTP)
-	rt.HTTP.AddCheck("online_store", proc.OnlineCheck)
 	if cfg.Features.Consume {
-		// Only the consuming process rebuilds: a lookup-only replica would race it.
+		// Only the consuming process checks and rebuilds: a lookup-only replica would race it.
+		rt.HTTP.AddCheck("online_store", proc.OnlineCheck)
 		rt.Group.Go("online store watch", proc.Watch)
 	}
 	if cfg.Features.Consume && len(proc.Topics()) > 0 {

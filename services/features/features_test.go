@@ -32,6 +32,8 @@ type service struct {
 	prefix            string // Redis key prefix of the online store
 	kafka             kafkax.Config
 	ch                chx.Config
+	vars              map[string]string // configuration, without the address
+	stop              func()            // stops the running service (idempotent)
 }
 
 // start runs the features service with a copy of card_activity renamed to a view and source
@@ -51,12 +53,24 @@ func start(t *testing.T) *service {
 		t.Fatal(err)
 	}
 	testenv.Topics(t, kcfg, schemas.EventsTopic(stream), schemas.DLQTopic(stream))
-	addr := testenv.FreeAddr(t)
 	prefix := testenv.Unique(t, "t") + ":"
-	vars := map[string]string{"FLYWHEEL_FEATURES_ADDR": addr, "FLYWHEEL_FEATURES_VIEWS_DIR": dir,
-		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": prefix,
+	s := &service{view: view, stream: stream, kafka: kcfg, ch: ch, prefix: prefix, vars: map[string]string{
+		"FLYWHEEL_FEATURES_VIEWS_DIR": dir, "FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": prefix,
 		"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_REDIS_ADDR": redisCfg.Addr, "FLYWHEEL_LOG_LEVEL": "warn",
-		"FLYWHEEL_FEATURES_STATS_INTERVAL": "200ms"}
+		"FLYWHEEL_FEATURES_STATS_INTERVAL": "200ms"}}
+	s.run(t)
+	return s
+}
+
+// run starts the service (again) with s's view, key prefix, database and consumer group, on
+// a fresh address, and waits until it is ready.
+func (s *service) run(t *testing.T) {
+	t.Helper()
+	addr := testenv.FreeAddr(t)
+	vars := map[string]string{"FLYWHEEL_FEATURES_ADDR": addr}
+	for k, v := range s.vars {
+		vars[k] = v
+	}
 	var cfg features.Config
 	if err := config.Load(&cfg, nil, func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
@@ -69,15 +83,20 @@ func start(t *testing.T) *service {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- features.Run(ctx, cfg) }()
-	t.Cleanup(func() {
+	stopped := false
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("features stopped with %v", err)
 		}
-	})
-	s := &service{url: "http://" + addr, view: view, stream: stream, kafka: kcfg, ch: ch, prefix: prefix}
+	}
+	t.Cleanup(s.stop)
+	s.url = "http://" + addr
 	testenv.WaitReady(t, s.url, done)
-	return s
 }
 
 type txn struct {

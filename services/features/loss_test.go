@@ -64,6 +64,20 @@ func (s *service) metric(t *testing.T, name string) string {
 	return ""
 }
 
+// epoch returns the view's stored epoch ("" when absent).
+func (s *service) epoch(t *testing.T) string {
+	t.Helper()
+	client, _ := testenv.Redis(t)
+	keys, err := client.Keys(context.Background(), s.prefix+"epoch:"+s.view+":*").Result()
+	if err != nil || len(keys) > 1 {
+		t.Fatalf("epoch keys %v: %v", keys, err)
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	return client.Get(context.Background(), keys[0]).Val()
+}
+
 // flush deletes every online-store key of the service, as a Redis restart without
 // persistence or a FLUSHDB would (the shared Redis itself is left alone).
 func (s *service) flush(t *testing.T) {
@@ -95,6 +109,10 @@ func TestOnlineStoreLossIsDetectedAndRepaired(t *testing.T) {
 		cards[i] = fmt.Sprintf("c-%d", i)
 	}
 	s.waitApplied(t, cards, txns, now)
+	before := s.epoch(t)
+	if before == "" {
+		t.Fatal("no epoch written with the state")
+	}
 
 	s.flush(t)
 	body, _ := json.Marshal(map[string]any{"feature_service": s.view, "entities": map[string]any{"card_id": cards}, "at": now})
@@ -137,6 +155,12 @@ func TestOnlineStoreLossIsDetectedAndRepaired(t *testing.T) {
 	s.waitApplied(t, cards, all, now)
 	if got := s.metric(t, "flywheel_features_online_rebuilds_total"); got != "1" {
 		t.Fatalf("rebuilds counted: %q, want 1", got)
+	}
+	if got := s.metric(t, "flywheel_features_online_rebuilding"); got != "0" {
+		t.Fatalf("rebuilding gauge after the rebuild: %q, want 0", got)
+	}
+	if after := s.epoch(t); after == "" || after == before || strings.HasPrefix(after, "rebuilding-") {
+		t.Fatalf("epoch before the loss %q, after the rebuild %q: want a new, final one", before, after)
 	}
 	conn, err := chx.Open(testenv.Context(t), s.ch)
 	if err != nil {
@@ -190,5 +214,54 @@ func TestOnlineStoreBehindTheConsumerIsRebuilt(t *testing.T) {
 	s.waitApplied(t, cards, append(append([]txn(nil), txns...), later...), now)
 	if got := s.metric(t, "flywheel_features_online_rebuilds_total"); got != "1" {
 		t.Fatalf("rebuilds counted: %q, want 1", got)
+	}
+}
+
+// Redis lost while the service was down (the "first start on an empty store with a non-empty
+// event log" case): the new process rebuilds the view before it is ready, including what the
+// previous process applied in its last seconds (committed to Kafka, never delivered again),
+// then applies what arrived while it was down — exact counts.
+func TestOnlineStoreLostWhileDownIsRebuiltAtStart(t *testing.T) {
+	s := start(t)
+	rng := rand.New(rand.NewPCG(9, 10))
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	txns := generate(rng, 5, 300, now.Add(-time.Minute))
+	s.produceLogged(t, txns)
+	cards := make([]string, 5)
+	for i := range cards {
+		cards[i] = fmt.Sprintf("c-%d", i)
+	}
+	s.waitApplied(t, cards, txns, now)
+	if got := s.metric(t, "flywheel_features_online_rebuilds_total"); got != "" && got != "0" {
+		t.Fatalf("a first start on an empty store counted a rebuild: %q", got)
+	}
+
+	s.stop()
+	s.flush(t)
+	down := generate(rng, 5, 40, now)
+	for i := range down {
+		down[i].id = fmt.Sprintf("down-%d", i)
+		down[i].ts = now.Add(-time.Duration(i) * time.Second)
+	}
+	s.produceLogged(t, down)
+	s.run(t) // ready only once the first check, and so the rebuild, is done
+	if s.epoch(t) == "" {
+		t.Fatal("no epoch after the rebuild")
+	}
+	s.waitApplied(t, cards, append(append([]txn(nil), txns...), down...), now)
+	if got := s.metric(t, "flywheel_features_online_rebuilds_total"); got != "1" {
+		t.Fatalf("rebuilds counted: %q, want 1", got)
+	}
+	conn, err := chx.Open(testenv.Context(t), s.ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var reason string
+	if err := conn.QueryRow(testenv.Context(t), "SELECT any(reason) FROM feature_rebuilds WHERE view = ?", s.view).Scan(&reason); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reason, "while the service was down") {
+		t.Fatalf("feature_rebuilds reason %q", reason)
 	}
 }

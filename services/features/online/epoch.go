@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/flywheel-ml/flywheel/services/features/views"
 )
 
@@ -76,4 +78,21 @@ func (s *Store) StatesEpoch(ctx context.Context, v *views.View, entities []strin
 	}
 	epoch, _ := vals[len(entities)].(string)
 	return out, epoch, nil
+}
+
+// swapEpoch sets KEYS[1] to ARGV[2] only if it holds ARGV[1].
+var swapEpoch = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`)
+
+// SwapEpoch replaces the view's epoch prev by next, atomically, and reports whether prev was
+// still there.
+func (s *Store) SwapEpoch(ctx context.Context, v *views.View, prev, next string) (bool, error) {
+	n, err := swapEpoch.Run(ctx, s.client, []string{s.epochKey(v)}, prev, next).Int()
+	if err != nil {
+		return false, fmt.Errorf("swap the online store epoch of %s: %w", v.Name, err)
+	}
+	return n == 1, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flywheel-ml/flywheel/services/features/agg"
 	"github.com/flywheel-ml/flywheel/services/features/offline"
+	"github.com/flywheel-ml/flywheel/services/features/views"
 )
 
 // BackfillReport says what a backfill rebuilt.
@@ -33,6 +34,12 @@ type BackfillReport struct {
 // The event log must hold every event ingested up to the cut; the backfill waits for it to
 // reach the cut (up to maxWait) when events are flowing.
 func (p *Processor) Backfill(ctx context.Context, view string, maxWait time.Duration) (BackfillReport, error) {
+	return p.backfill(ctx, view, maxWait, false)
+}
+
+// backfill is Backfill; lost also drops the view's stored offsets with its states, under the
+// same lock, so no live batch commits in between.
+func (p *Processor) backfill(ctx context.Context, view string, maxWait time.Duration, lost bool) (BackfillReport, error) {
 	v, ok := p.catalog.Get(view)
 	if !ok {
 		return BackfillReport{}, fmt.Errorf("no feature view %q", view)
@@ -44,6 +51,12 @@ func (p *Processor) Backfill(ctx context.Context, view string, maxWait time.Dura
 	p.mu.Lock()
 	cut := p.maxIngested[view]
 	p.mu.Unlock()
+	if cut == 0 {
+		var err error
+		if cut, err = p.appliedBefore(ctx, v); err != nil {
+			return BackfillReport{}, err
+		}
+	}
 	if cut == 0 {
 		cut = time.Now().Add(-10 * time.Second).UnixMilli()
 	}
@@ -68,6 +81,11 @@ func (p *Processor) Backfill(ctx context.Context, view string, maxWait time.Dura
 	}
 	if _, err := p.store.DropStates(ctx, v); err != nil {
 		return rep, fmt.Errorf("drop online states of %s: %w", view, err)
+	}
+	if lost {
+		if err := p.store.DropOffsets(ctx, v); err != nil {
+			return rep, err
+		}
 	}
 	p.mu.Lock()
 	clear(p.parts[view])
@@ -151,12 +169,45 @@ func (p *Processor) Backfill(ctx context.Context, view string, maxWait time.Dura
 	}
 	p.mu.Lock()
 	p.cuts[view] = cut
+	// The state now holds everything ingested up to the cut: a later backfill by this process
+	// must not cut lower.
+	p.maxIngested[view] = max(p.maxIngested[view], cut)
 	p.mu.Unlock()
 	rep.Entities = len(states)
 	rep.Elapsed = time.Since(start)
 	p.log.Info("backfill done", zap.String("view", view), zap.Int("events", rep.Events), zap.Int("entities", rep.Entities),
 		zap.Duration("elapsed", rep.Elapsed))
 	return rep, nil
+}
+
+// appliedBefore is the newest ingestion time of an event an earlier process applied to the
+// view (0 when it cannot tell): a process that applied nothing yet has no cut of its own, and
+// "now − 10 s" would leave out what an earlier process applied in its last seconds — events
+// the consumer group has committed and will not deliver again. Every applied event has an
+// offline update written after its ingestion, so the newest ones are among the updates of the
+// last minute of writes whose events were ingested in that minute; an event ingested before
+// that minute is older than any of them. Both sides of the join are bounded by a minute of
+// traffic.
+func (p *Processor) appliedBefore(ctx context.Context, v *views.View) (int64, error) {
+	var newest time.Time
+	if err := p.conn.QueryRow(ctx, "SELECT max(written_at) FROM feature_updates WHERE view = ? AND view_version = ?",
+		v.Name, v.Version).Scan(&newest); err != nil {
+		return 0, fmt.Errorf("read the newest offline update of %s: %w", v.Name, err)
+	}
+	if newest.Unix() <= 0 {
+		return 0, nil
+	}
+	from := newest.Add(-time.Minute)
+	var ingested int64
+	err := p.conn.QueryRow(ctx, `SELECT max(ingested_at_ms) FROM (
+			SELECT event_id FROM feature_updates WHERE view = ? AND view_version = ? AND written_at >= ?
+		) ANY INNER JOIN (
+			SELECT event_id, ingested_at_ms FROM events WHERE stream = ? AND ingested_at_ms >= ? AND ingested_at_ms <= ?
+		) USING event_id`, v.Name, v.Version, from.UTC(), v.Source, from.UnixMilli(), newest.Add(time.Second).UnixMilli()).Scan(&ingested)
+	if err != nil {
+		return 0, fmt.Errorf("read what was applied to %s before: %w", v.Name, err)
+	}
+	return ingested, nil
 }
 
 // waitMutations waits until ClickHouse has finished the mutations of feature_updates

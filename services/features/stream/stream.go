@@ -40,19 +40,15 @@ type Processor struct {
 	// events are already in the state (absent until read from Redis).
 	maxIngested map[string]int64
 	cuts        map[string]int64
-	// Online-store loss detection (loss.go): the epoch this process built on per view, the
-	// views being rebuilt, and a lock serialising checks and rebuilds.
-	epochs     map[string]string
-	rebuilding map[string]bool
-	ensureMu   sync.Mutex
-	catalog    *views.Catalog
-	engines    map[string]*agg.Engine
-	extract    map[string]*extract.Extractor
-	store      *online.Store
-	conn       driver.Conn
-	stats      *chx.Rollup
-	log        *zap.Logger
-	m          metrics
+	guard       *guard // online-store loss detection and repair (guard.go, loss.go)
+	catalog     *views.Catalog
+	engines     map[string]*agg.Engine
+	extract     map[string]*extract.Extractor
+	store       *online.Store
+	conn        driver.Conn
+	stats       *chx.Rollup
+	log         *zap.Logger
+	m           metrics
 }
 
 // NewStats returns the rollup of the feature_stats table that the processor and the lookup API
@@ -72,7 +68,7 @@ type metrics struct {
 func New(cat *views.Catalog, store *online.Store, conn driver.Conn, stats *chx.Rollup, reg prometheus.Registerer, log *zap.Logger) (*Processor, error) {
 	p := &Processor{catalog: cat, engines: map[string]*agg.Engine{}, extract: map[string]*extract.Extractor{},
 		locks: map[string]*sync.RWMutex{}, maxIngested: map[string]int64{}, cuts: map[string]int64{},
-		parts: map[string]map[online.Partition]*partState{}, epochs: map[string]string{}, rebuilding: map[string]bool{},
+		parts: map[string]map[online.Partition]*partState{},
 		store: store, conn: conn, stats: stats, log: log.Named("stream"),
 		m: metrics{
 			applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flywheel_features_updates_total",
@@ -95,6 +91,7 @@ func New(cat *views.Catalog, store *online.Store, conn driver.Conn, stats *chx.R
 			return nil, err
 		}
 	}
+	p.guard = newGuard(store, p, p.m.rebuilds, p.m.rebuilding, p.log)
 	for _, n := range cat.Names() {
 		v, _ := cat.Get(n)
 		p.engines[n] = agg.NewEngine(v)
@@ -290,8 +287,7 @@ func (p *Processor) preparePartition(ctx context.Context, v *views.View, part on
 		return nil, err
 	}
 	applied := offsets[0]
-	if first := batch[idx[0]].Offset; applied >= 0 && first > applied+1 {
-		// The consumer group committed past what the store holds: Redis lost writes.
+	if first := batch[idx[0]].Offset; storeBehind(applied, first) {
 		return nil, &errStoreBehind{view: v.Name, applied: applied, first: first, topic: part.Topic, partition: part.Partition}
 	}
 	ps := p.partState(v.Name, part)
