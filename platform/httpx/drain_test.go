@@ -284,8 +284,11 @@ func TestDependencyDownIsOneQuietLine(t *testing.T) {
 		}
 	}
 	warn := requestLines(logs, zapcore.WarnLevel, "request")
-	if len(warn) != 2 { // one "request failed" and one access line in the 10 s window
-		t.Fatalf("20 failures logged %d warn lines, want 2: %v", len(warn), warn)
+	if len(warn) != 1 || !strings.Contains(fmt.Sprint(warn[0].ContextMap()["error"]), "connection refused") {
+		t.Fatalf("20 failures in the 10 s window logged %d warn lines, want one with the error: %v", len(warn), warn)
+	}
+	if n := len(requestLines(logs, zapcore.DebugLevel, "request")); n != 19 {
+		t.Fatalf("the lines held back are still written at debug: %d, want 19", n)
 	}
 	if n := logs.FilterLevelExact(zapcore.ErrorLevel).Len(); n != 0 {
 		t.Fatalf("a dependency being down is not an error-level event, got %d", n)
@@ -317,22 +320,32 @@ func TestReadinessProbesDoNotFlood(t *testing.T) {
 	}
 }
 
+// One line per request: 4xx at info (rate-limited per route and status), a bug at error
+// without a stack, a panic at error with its stack.
 func TestFailureLogLevels(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	ts := serve(t, zap.New(core), "")
-	post(t, ts.addr, "/bad")
+	ts := serve(t, zap.New(core), "tok:read")
+	for range 5 {
+		post(t, ts.addr, "/bad")
+	}
+	post(t, ts.addr, "/secret") // 401: another status, its own window
 	post(t, ts.addr, "/bug")
 	post(t, ts.addr, "/panic")
-	if got := requestLines(logs, zapcore.DebugLevel, "request refused"); len(got) != 1 || got[0].ContextMap()["status"] != int64(400) {
-		t.Errorf("a 4xx failure is one debug line, got %v", got)
+	info := requestLines(logs, zapcore.InfoLevel, "request")
+	if len(info) != 2 || info[0].ContextMap()["status"] != int64(400) || info[1].ContextMap()["status"] != int64(401) ||
+		info[0].ContextMap()["error"] != "no" {
+		t.Errorf("five 400s and a 401 are one info line each per 10 s, with the error, got %v", info)
 	}
-	bug := requestLines(logs, zapcore.ErrorLevel, "request failed")
-	if len(bug) != 1 || bug[0].Stack != "" || bug[0].ContextMap()["route"] != "POST /bug" {
-		t.Errorf("a 500 failure is one error line without a stack, got %v", bug)
+	bug := requestLines(logs, zapcore.ErrorLevel, "request")
+	if len(bug) != 1 || bug[0].Stack != "" || bug[0].ContextMap()["route"] != "POST /bug" || bug[0].ContextMap()["error"] != "nil map" {
+		t.Errorf("a 500 failure is one error line with its error and without a stack, got %v", bug)
 	}
 	panics := requestLines(logs, zapcore.ErrorLevel, "handler panicked")
 	if len(panics) != 1 || !strings.Contains(panics[0].ContextMap()["stack"].(string), "drain_test") {
 		t.Errorf("a panic is logged with its stack, got %v", panics)
+	}
+	if n := logs.FilterLevelExact(zapcore.ErrorLevel).Len(); n != 2 {
+		t.Errorf("a bug and a panic are one error line each, got %d", n)
 	}
 	for _, e := range requestLines(logs, zapcore.WarnLevel, "request") {
 		t.Errorf("no warn line expected here: %s %v", e.Message, e.ContextMap())

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-
-	"go.uber.org/zap/zapcore"
 )
 
 type statusRecorder struct {
@@ -16,6 +14,8 @@ type statusRecorder struct {
 	// body is the request's body; an error answered while some of it is unread says
 	// Connection: close (the server drains it, then closes).
 	body *trackedBody
+	// err is the handler's error, for the request's log line.
+	err error
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -36,19 +36,6 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-func levelFor(status int) zapcore.Level {
-	switch {
-	case status == http.StatusServiceUnavailable:
-		return zapcore.WarnLevel // a dependency is down or the service starts: not a bug
-	case status >= 500:
-		return zapcore.ErrorLevel
-	case status >= 400:
-		return zapcore.InfoLevel
-	default:
-		return zapcore.DebugLevel
-	}
-}
 
 // ReadBody reads the whole request body, answering 413 when it exceeds the server's limit.
 func ReadBody(r *http.Request) ([]byte, error) {

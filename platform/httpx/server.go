@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/flywheel-ml/flywheel/platform/config"
 	"github.com/flywheel-ml/flywheel/platform/logging"
@@ -92,7 +91,7 @@ func NewServer(cfg Config, auth AuthConfig, log *zap.Logger, reg *prometheus.Reg
 		tokens: tokens,
 		mux:    http.NewServeMux(),
 		checks: map[string]Check{},
-		limit:  logging.NewLimiter(10 * time.Second),
+		limit:  logging.NewLimiter(logEvery),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flywheel_http_request_duration_seconds",
 			Help:    "HTTP request latency by route, method and status code.",
@@ -150,7 +149,7 @@ func (s *Server) Authorize(r *http.Request, scope string) *Error {
 func (s *Server) HandleRaw(pattern string, h HandlerFunc) {
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			s.logFailure(r, err)
+			s.logFailure(w, r, err)
 			WriteError(w, err)
 		}
 	}))
@@ -176,31 +175,10 @@ func (s *Server) authorize(scope string, h HandlerFunc) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		if err := h(w, r); err != nil {
-			s.logFailure(r, err)
+			s.logFailure(w, r, err)
 			WriteError(w, err)
 		}
 	})
-}
-
-// logFailure logs a handler's error once: a dependency being down (503) at warn, without a
-// stack trace and at most once per route every 10 s (with the count of the lines held back);
-// client errors (4xx) at debug; anything else — a bug — at error (no stack trace: the error
-// says what failed).
-func (s *Server) logFailure(r *http.Request, err error) {
-	he := asError(err)
-	if he != nil && he.Status < 500 {
-		s.log.Debug("request refused", zap.String("route", r.Pattern), zap.Int("status", he.Status),
-			zap.String("error", err.Error()))
-		return
-	}
-	if he != nil && he.Status == http.StatusServiceUnavailable {
-		if ok, held := s.limit.Allow("failed " + r.Pattern); ok {
-			s.log.Warn("request failed: a dependency is unavailable", zap.String("route", r.Pattern),
-				zap.String("error", err.Error()), zap.Int("similar_lines_held_back", held))
-		}
-		return
-	}
-	s.log.Error("request failed", zap.String("route", r.Pattern), zap.String("error", err.Error()))
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -256,30 +234,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if body.ReadCloser != nil {
 			r.Body = body.ReadCloser // the server's own bookkeeping expects its body back
 		}
-		if p := recover(); p != nil {
-			s.log.Error("handler panicked", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.Stack("stack"))
-			if !rec.wrote {
-				WriteError(rec, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
-			}
-		}
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
 		elapsed := time.Since(start)
-		s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(elapsed.Seconds())
-		level := levelFor(rec.status)
-		held := 0
-		if rec.status == http.StatusServiceUnavailable {
-			var ok bool
-			if ok, held = s.limit.Allow("answered " + route); !ok {
-				level = zapcore.DebugLevel
+		if p := recover(); p != nil {
+			// A panic is a bug: its one line carries the stack.
+			s.log.Error("handler panicked", zap.String("method", r.Method), zap.String("route", route),
+				zap.String("path", r.URL.Path), zap.Any("panic", p), zap.Stack("stack"))
+			if !rec.wrote {
+				WriteError(rec, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
 			}
+		} else {
+			s.logRequest(r, route, rec, elapsed)
 		}
-		if ce := s.log.Check(level, "request"); ce != nil {
-			ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
-				zap.Duration("elapsed", elapsed), zap.Int("similar_lines_held_back", held))
-		}
+		s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(elapsed.Seconds())
 		s.drain(rec, r, body)
 	}()
 	if _, pattern := s.mux.Handler(r); pattern == "" && !s.starting.Load() {
