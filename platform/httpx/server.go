@@ -252,12 +252,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(elapsed.Seconds())
 		s.drain(rec, r, body)
 	}()
-	if _, pattern := s.mux.Handler(r); pattern == "" && !s.starting.Load() {
-		s.unmatched(rec, r)
-		return
-	}
-	if s.starting.Load() {
-		if _, pattern := s.mux.Handler(r); pattern == "" {
+	// One route lookup decides the unmatched cases; ServeHTTP then sets the pattern and path
+	// values for the handler.
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		if s.starting.Load() {
 			// The route may simply not be registered yet: a 404 would tell a client the
 			// resource does not exist, when it should come back in a moment.
 			rec.Header().Set("Retry-After", "1")
@@ -265,6 +263,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Message: "the service is starting (waiting for its dependencies); retry shortly"})
 			return
 		}
+		s.unmatched(rec, r)
+		return
 	}
 	s.mux.ServeHTTP(rec, r)
 }
