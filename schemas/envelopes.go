@@ -67,13 +67,22 @@ func (r DLQRecord) OriginalBytes() ([]byte, error) {
 
 // Prediction is one served prediction on the predictions topic.
 type Prediction struct {
-	RequestID string             `json:"request_id"`
-	Model     string             `json:"model"`
-	Version   int                `json:"version"`
-	Entity    string             `json:"entity"`
-	Features  map[string]any     `json:"features"`
+	RequestID string `json:"request_id"`
+	Model     string `json:"model"`
+	Version   int    `json:"version"`
+	Alias     string `json:"alias,omitempty"` // champion or challenger, as routed
+	Entity    string `json:"entity"`
+	// Features are the model's inputs as used (categories as the caller or the store gave
+	// them), and Sources where each came from: fetched, defaulted, supplied, request, missing.
+	Features map[string]any    `json:"features"`
+	Sources  map[string]string `json:"sources,omitempty"`
+	// Request holds the instance's fields as sent (entity keys, request-time fields, and any
+	// other, such as the event id a label will name).
+	Request   map[string]any     `json:"request,omitempty"`
 	Output    json.RawMessage    `json:"output"`
+	Score     float64            `json:"score"`
 	Scores    map[string]float64 `json:"scores,omitempty"`
+	Shadow    bool               `json:"shadow,omitempty"` // scored in the shadow; the caller never saw it
 	TS        time.Time          `json:"ts"`
 	LatencyUS int64              `json:"latency_us"`
 }

@@ -2,7 +2,13 @@ module github.com/flywheel-ml/flywheel/services/serving
 
 go 1.26.0
 
-require github.com/flywheel-ml/flywheel/platform v0.0.0
+require (
+	github.com/flywheel-ml/flywheel/ml v0.0.0
+	github.com/flywheel-ml/flywheel/platform v0.0.0
+	github.com/flywheel-ml/flywheel/schemas v0.0.0
+	github.com/flywheel-ml/flywheel/services/features v0.0.0
+	github.com/flywheel-ml/flywheel/services/registry v0.0.0
+)
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
@@ -10,7 +16,6 @@ require (
 	github.com/andybalholm/brotli v1.2.6 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/flywheel-ml/flywheel/schemas v0.0.0 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.7.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -42,6 +47,9 @@ require (
 )
 
 replace (
+	github.com/flywheel-ml/flywheel/ml => ../../ml
+	github.com/flywheel-ml/flywheel/services/features => ../features
+	github.com/flywheel-ml/flywheel/services/registry => ../registry
 	github.com/flywheel-ml/flywheel/platform => ../../platform
 	github.com/flywheel-ml/flywheel/schemas => ../../schemas
 )

@@ -1,9 +1,20 @@
-// Package serving is the serving service. Serves the aliased model version with online features and logs every prediction.
+// Package serving is the serving service: it serves the registry's champion (and challenger)
+// of each model inside the process that reads the online features, over its own API and the
+// Open Inference Protocol (REST and gRPC), hot-swaps versions when their aliases move, and
+// logs every prediction to the predictions topic (see README.md).
 package serving
 
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/flywheel-ml/flywheel/platform/app"
 	"github.com/flywheel-ml/flywheel/platform/httpx"
@@ -11,16 +22,45 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/logging"
 	"github.com/flywheel-ml/flywheel/platform/natsx"
 	"github.com/flywheel-ml/flywheel/platform/redisx"
+	"github.com/flywheel-ml/flywheel/platform/retry"
+	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/services/features"
+	"github.com/flywheel-ml/flywheel/services/features/online"
+	"github.com/flywheel-ml/flywheel/services/features/views"
+	"github.com/flywheel-ml/flywheel/services/registry/client"
+	"github.com/flywheel-ml/flywheel/services/serving/aliaswatch"
+	"github.com/flywheel-ml/flywheel/services/serving/httpapi"
+	"github.com/flywheel-ml/flywheel/services/serving/model"
+	"github.com/flywheel-ml/flywheel/services/serving/predict"
+	"github.com/flywheel-ml/flywheel/services/serving/predlog"
+	"github.com/flywheel-ml/flywheel/services/serving/routing"
+	"github.com/flywheel-ml/flywheel/services/serving/shed"
+	"github.com/flywheel-ml/flywheel/services/serving/swap"
 )
 
 // Config is everything the service reads from FLYWHEEL_* variables and flags.
 type Config struct {
-	HTTP  httpx.Config `prefix:"SERVING_" defaults:"ADDR=127.0.0.1:8084"`
-	Auth  httpx.AuthConfig
-	Log   logging.Config
-	Kafka kafkax.Config
-	Redis redisx.Config
-	NATS  natsx.Config
+	HTTP    httpx.Config `prefix:"SERVING_" defaults:"ADDR=127.0.0.1:8084"`
+	Auth    httpx.AuthConfig
+	Log     logging.Config
+	Kafka   kafkax.Config
+	Redis   redisx.Config
+	NATS    natsx.Config
+	Serving Settings `prefix:"SERVING_"`
+}
+
+// viewResolver answers the model plans' questions about the served feature views.
+type viewResolver struct {
+	*online.Reader
+	cat *views.Catalog
+}
+
+func (v viewResolver) JoinKeys(view string) ([]string, bool) {
+	vw, ok := v.cat.Get(view)
+	if !ok {
+		return nil, false
+	}
+	return vw.Entities, true
 }
 
 // Run starts the service and blocks until ctx is cancelled and it has shut down.
@@ -29,14 +69,125 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := rt.Kafka(ctx, cfg.Kafka); err != nil {
-		return fmt.Errorf("kafka: %w", err)
+	s := cfg.Serving
+	cat, err := features.LoadViews(s.ViewsDir)
+	if err != nil {
+		return retry.Permanent(err)
 	}
-	if _, err := rt.Redis(ctx, cfg.Redis); err != nil {
+	policies, err := s.Policies()
+	if err != nil {
+		return retry.Permanent(err)
+	}
+	cache, err := model.NewCache(s.CacheDir)
+	if err != nil {
+		return retry.Permanent(err)
+	}
+	redis, err := rt.Redis(ctx, cfg.Redis)
+	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	if _, err := rt.NATS(ctx, cfg.NATS, "flywheel-serving"); err != nil {
-		return fmt.Errorf("nats: %w", err)
+	reader := online.NewReader(online.New(redis, s.RedisPrefix), cat)
+
+	// The prediction log must not hold serving up: Kafka is set up in the background and
+	// predictions are buffered (then dropped and counted) while it is away.
+	admin, producer := kafkax.NewAdmin(cfg.Kafka), kafkax.NewProducer(cfg.Kafka)
+	rt.Group.Defer("kafka admin", admin.Close)
+	rt.Group.Defer("kafka producer", producer.Close)
+	rt.Group.Go("predictions topic", func(ctx context.Context) error {
+		_ = retry.Do(ctx, retry.Backoff{Max: 15 * time.Second}, func(ctx context.Context) error {
+			return admin.EnsureTopics(ctx, schemas.TopicPredictions)
+		}, retry.Logged(rt.Log, "create the predictions topic; predictions are buffered meanwhile"))
+		return nil
+	})
+	plog := predlog.New(producer, s.LogBuffer, 500, rt.Log.Named("predlog"), rt.Registry)
+	rt.Group.Go("prediction log", plog.Run)
+
+	table := routing.NewTable(policies)
+	reg := client.New(s.RegistryURL, s.RegistryToken, "serving", &http.Client{Timeout: time.Minute})
+	loader := model.NewLoader(reg, viewResolver{Reader: reader, cat: cat}, cache)
+	// Loads outlive the alias move that started them but not the service.
+	loadCtx, stopLoads := context.WithCancel(context.WithoutCancel(ctx))
+	swaps := swap.New(loadCtx, loader, table, cache, rt.Log.Named("swap"), rt.Registry)
+	rt.Group.Defer("model loads", func() error { stopLoads(); swaps.Wait(); return nil })
+
+	// Serve what the cache holds at once; the registry's aliases override it when they arrive.
+	if cached, err := cache.Aliases(); err != nil {
+		rt.Log.Warn("the local model cache cannot be read; waiting for the registry", zap.Error(err))
+	} else {
+		for name, aliases := range cached {
+			if len(s.Models) > 0 && !contains(s.Models, name) {
+				continue
+			}
+			for alias, version := range aliases {
+				swaps.Move(name, alias, version)
+			}
+		}
 	}
+	var natsOnce sync.Mutex
+	var nc *natsx.Conn
+	connect := func(ctx context.Context) (jetstream.JetStream, error) {
+		natsOnce.Lock()
+		defer natsOnce.Unlock()
+		if nc == nil {
+			c, err := natsx.Connect(ctx, cfg.NATS, "flywheel-serving", rt.Log.Named("nats"))
+			if err != nil {
+				return nil, err
+			}
+			nc = c
+		}
+		return nc.JS, nil
+	}
+	rt.Group.Defer("nats", func() error {
+		natsOnce.Lock()
+		defer natsOnce.Unlock()
+		if nc != nil {
+			return nc.Close()
+		}
+		return nil
+	})
+	watch := aliaswatch.New(connect, swaps, s.Models, nil, rt.Log.Named("aliases"))
+	rt.Group.Go("alias watch", watch.Run)
+
+	rt.HTTP.AddCheck("models", func(context.Context) error { return modelsReady(table, s.Models) })
+	maxInFlight := s.MaxInFlight
+	if maxInFlight <= 0 {
+		maxInFlight = 64 * runtime.GOMAXPROCS(0)
+	}
+	limiter := shed.New(maxInFlight, time.Second, rt.Registry)
+	svc := predict.New(table, reader, plog, time.Now, rt.Registry)
+	httpapi.New(svc, limiter, s.Timeout).Register(rt.HTTP)
+	rt.Log.Info("serving", zap.Strings("models", s.Models), zap.String("cache", s.CacheDir), zap.Int("max_in_flight", maxInFlight))
 	return rt.Run(ctx)
+}
+
+// modelsReady is the readiness of the models: every listed one (or, with none listed, at
+// least one) has a champion loaded and warm.
+func modelsReady(table *routing.Table, want []string) error {
+	if len(want) == 0 {
+		for _, name := range table.Models() {
+			if table.Get(name).Ready() {
+				return nil
+			}
+		}
+		return fmt.Errorf("no model has a champion loaded yet")
+	}
+	var missing []string
+	for _, name := range want {
+		if !table.Get(name).Ready() {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no champion loaded yet for %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
