@@ -118,3 +118,38 @@ func TestRollupSumsPerMinuteAndKeepsMaxima(t *testing.T) {
 		t.Fatalf("got sum %d max %d, want 9 and 10", n, newest)
 	}
 }
+
+// A migration that adds a column is idempotent although 18.16 has no ADD COLUMN IF NOT
+// EXISTS: re-running it after a crash between the statement and its record, or several
+// services migrating at once, finds the column there and goes on.
+func TestAddColumnMigrationRunsAgainAndConcurrently(t *testing.T) {
+	conn, _ := testenv.ClickHouse(t)
+	ctx := testenv.Context(t)
+	base := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS t (x UInt8) ENGINE = MergeTree ORDER BY x;")}}
+	if _, err := chx.Migrate(ctx, conn, base); err != nil {
+		t.Fatal(err)
+	}
+	// the crash: the column exists, the migration is not recorded
+	if err := conn.Exec(ctx, "ALTER TABLE t ADD COLUMN y String DEFAULT ''"); err != nil {
+		t.Fatal(err)
+	}
+	base["0002_y.sql"] = &fstest.MapFile{Data: []byte("ALTER TABLE t ADD COLUMN y String DEFAULT '';\nALTER TABLE t ADD COLUMN z UInt8 DEFAULT 0;")}
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { _, err := chx.Migrate(ctx, conn, base); errs <- err }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("re-run of an add-column migration: %v", err)
+		}
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 't' AND name IN ('y', 'z')").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d of the columns y, z (%v)", n, err)
+	}
+	// a real error in an ALTER is still refused
+	base["0003_bad.sql"] = &fstest.MapFile{Data: []byte("ALTER TABLE no_such_table ADD COLUMN y String DEFAULT '';")}
+	if _, err := chx.Migrate(ctx, conn, base); err == nil {
+		t.Fatal("an ALTER of a missing table was accepted")
+	}
+}

@@ -129,7 +129,7 @@ func Migrate(ctx context.Context, conn driver.Conn, fsys fs.FS) ([]string, error
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if err := conn.Exec(ctx, stmt); err != nil && !columnAlreadyAdded(stmt, err) {
 				err = fmt.Errorf("migration %s statement %d: %w", m.Name, i+1, err)
 				if isServerException(err) {
 					err = retry.Permanent(err) // the server refused the SQL itself; retrying cannot help
@@ -145,6 +145,20 @@ func Migrate(ctx context.Context, conn driver.Conn, fsys fs.FS) ([]string, error
 		done = append(done, m.Name)
 	}
 	return done, nil
+}
+
+// columnAlreadyAdded reports whether err is the server refusing an ALTER TABLE … ADD COLUMN
+// because the column exists. ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS, so a migration
+// adds one column per statement and this makes it idempotent: a re-run after a crash between
+// the statement and its record, or services migrating at the same time, find it done. Codes:
+// 44 (18.16: "column with this name already exists"), 15 (DUPLICATE_COLUMN, later releases).
+func columnAlreadyAdded(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) || (ex.Code != 44 && ex.Code != 15) || !strings.Contains(ex.Message, "already exists") {
+		return false
+	}
+	upper := strings.ToUpper(strings.Join(strings.Fields(stmt), " "))
+	return strings.HasPrefix(upper, "ALTER TABLE ") && strings.Count(upper, " ADD COLUMN ") == 1 && !strings.Contains(upper, ",")
 }
 
 // isServerException reports whether err is the server's answer to a query (bad SQL, a

@@ -47,6 +47,14 @@ type Config struct {
 	Redis   redisx.Config
 	NATS    natsx.Config
 	Serving Settings `prefix:"SERVING_"`
+	// Registry names the registry deployment whose aliases serving follows.
+	Registry RegistryNames `prefix:"REGISTRY_"`
+}
+
+// RegistryNames is the registry deployment's naming, read from the registry's own variable so
+// both agree.
+type RegistryNames struct {
+	Prefix string `env:"PREFIX" usage:"prefix of the registry's JetStream buckets (as the registry is configured)"`
 }
 
 // viewResolver answers the model plans' questions about the served feature views.
@@ -145,7 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
-	watch := aliaswatch.New(connect, swaps, s.Models, nil, rt.Log.Named("aliases"))
+	watch := aliaswatch.New(connect, cfg.Registry.Prefix, swaps, s.Models, nil, rt.Log.Named("aliases"))
 	rt.Group.Go("alias watch", watch.Run)
 
 	rt.HTTP.AddCheck("models", func(context.Context) error { return modelsReady(table, s.Models) })

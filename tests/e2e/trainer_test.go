@@ -79,6 +79,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		vars["FLYWHEEL_"+svc+"_ADDR"] = addr[svc]
 	}
 	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addr["REGISTRY"]
+	servingVars(t, vars, model, viewsDir, prefix+"f:", addr["REGISTRY"], filepath.Join(dir, "serving-cache"))
 	conn := testenv.NATS(t)
 	t.Cleanup(func() {
 		buckets, streams := store.Names(regPrefix)
@@ -215,6 +216,8 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		t.Fatalf("version 1: lineage %v, %d signature fields, profile keys %d, aliases %v", v.Version.Lineage, len(v.Version.Signature), len(v.Version.Profile), v.Version.Aliases)
 	}
 
+	checkServingFirstChampion(t, "http://"+addr["SERVING"], model, chConn)
+
 	// A drift event delivered twice and a second event inside the cooldown: one retrain.
 	p := kafkax.NewProducer(kcfg)
 	defer p.Close()
@@ -248,6 +251,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		}
 	}
 	getJSON(registry+"/v1/models/"+model+"/aliases", &versions)
+	checkHotSwapUnderLoad(t, "http://"+addr["SERVING"], registry, model, 1, 2)
 
 	// The gates from any CI, and reproduction.
 	resp, err := http.Post(trainer+"/v1/models/"+model+"/validate", "application/json", strings.NewReader(`{"candidate":1}`))

@@ -17,7 +17,7 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/retry"
 )
 
-// Bucket is the registry's alias bucket.
+// Bucket is the registry's alias bucket (after the deployment's prefix).
 const Bucket = "MODEL_ALIASES"
 
 // Mover is told where each alias points (version 0: deleted).
@@ -35,17 +35,19 @@ type move struct {
 // Watcher follows the aliases.
 type Watcher struct {
 	connect func(ctx context.Context) (jetstream.JetStream, error)
+	bucket  string
 	mover   Mover
 	only    map[string]bool // nil: every model
 	log     *zap.Logger
 	synced  func()          // called once the current aliases were all applied
 }
 
-// New returns a watcher; connect is called (again) whenever the watch must be set up.
+// New returns a watcher of the registry deployment with the given prefix (its
+// FLYWHEEL_REGISTRY_PREFIX); connect is called (again) whenever the watch must be set up.
 // models, when not empty, limits the watch to those models. synced (may be nil) is called
 // after each initial pass over the current aliases.
-func New(connect func(ctx context.Context) (jetstream.JetStream, error), mover Mover, models []string, synced func(), log *zap.Logger) *Watcher {
-	w := &Watcher{connect: connect, mover: mover, log: log, synced: synced}
+func New(connect func(ctx context.Context) (jetstream.JetStream, error), prefix string, mover Mover, models []string, synced func(), log *zap.Logger) *Watcher {
+	w := &Watcher{connect: connect, bucket: prefix + Bucket, mover: mover, log: log, synced: synced}
 	if len(models) > 0 {
 		w.only = map[string]bool{}
 		for _, m := range models {
@@ -70,13 +72,13 @@ func (w *Watcher) watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kv, err := js.KeyValue(ctx, Bucket)
+	kv, err := js.KeyValue(ctx, w.bucket)
 	if err != nil {
-		return fmt.Errorf("alias bucket %s (has the registry run yet?): %w", Bucket, err)
+		return fmt.Errorf("alias bucket %s (has the registry run yet?): %w", w.bucket, err)
 	}
 	watch, err := kv.Watch(ctx, "a.*.*")
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", Bucket, err)
+		return fmt.Errorf("watch %s: %w", w.bucket, err)
 	}
 	defer watch.Stop()
 	keys := map[string]move{} // key → the move last seen there, so a delete names its alias

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -95,6 +96,9 @@ func NewPlan(sig []artifact.Feature, views RefResolver) (*Plan, error) {
 // Encode turns a raw value (number, string, bool) into what column c's model reads: the
 // number itself, or a categorical code (NaN for a category the model never saw).
 func (c *Column) Encode(v any) (float64, error) {
+	if f, ok := asFloat(v); ok {
+		v = f
+	}
 	switch x := v.(type) {
 	case nil:
 		return math.NaN(), nil
@@ -145,4 +149,28 @@ func (c *Column) Default() (float64, string) {
 		return c.deflt, Missing
 	}
 	return c.deflt, Defaulted
+}
+
+// asFloat converts the numeric types a default declared in YAML or a decoded value may have.
+func asFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	}
+	return 0, false
 }

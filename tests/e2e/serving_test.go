@@ -1,0 +1,198 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// servingVars configures serving and the monitor's landing for a test's private model,
+// views, online store and registry.
+func servingVars(t *testing.T, vars map[string]string, model, viewsDir, redisPrefix, registryAddr, cacheDir string) {
+	vars["FLYWHEEL_SERVING_REGISTRY_URL"] = "http://" + registryAddr
+	vars["FLYWHEEL_SERVING_VIEWS_DIR"] = viewsDir
+	vars["FLYWHEEL_SERVING_REDIS_PREFIX"] = redisPrefix
+	vars["FLYWHEEL_SERVING_CACHE_DIR"] = cacheDir
+	vars["FLYWHEEL_SERVING_MODELS"] = model
+	vars["FLYWHEEL_SERVING_GRPC_ADDR"] = freePort(t)
+	vars["FLYWHEEL_MONITOR_LANDING_GROUP"] = vars["FLYWHEEL_TRAINER_GROUP"] + "-landing"
+}
+
+type predictAnswer struct {
+	Model       string `json:"model"`
+	Version     int    `json:"version"`
+	RequestID   string `json:"request_id"`
+	Predictions []struct {
+		Version int     `json:"version"`
+		Alias   string  `json:"alias"`
+		Score   float64 `json:"score"`
+		Label   *int    `json:"label"`
+	} `json:"predictions"`
+}
+
+func predictCall(serving, model, requestID, pin, body string) (int, predictAnswer, string, error) {
+	req, _ := http.NewRequest(http.MethodPost, serving+"/v1/models/"+model+":predict", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", requestID)
+	if pin != "" {
+		req.Header.Set("X-Flywheel-Model-Version", pin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, predictAnswer{}, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out predictAnswer
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out, string(b), nil
+}
+
+// checkServingFirstChampion: serving loads the first champion by itself, answers a batch in
+// one call with its version, and every prediction lands once in ClickHouse with its inputs.
+func checkServingFirstChampion(t *testing.T, serving, model string, ch driver.Conn) {
+	t.Helper()
+	waitUntil(t, "serving ready with the first champion", func() bool {
+		resp, err := http.Get(serving + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	body := `{"instances":[
+		{"card_id":"c-1","amount":900,"merchant_category":"grocery","channel":"ecom","country":"DE","transaction_id":"live-1"},
+		{"card_id":"c-2","amount":3.5,"merchant_category":"grocery","channel":"pos","country":"DE","transaction_id":"live-2"},
+		{"card_id":"nobody","amount":20,"merchant_category":"grocery","channel":"pos","country":"DE"}]}`
+	status, out, raw, err := predictCall(serving, model, "e2e-batch", "", body)
+	if err != nil || status != 200 || out.Version != 1 || len(out.Predictions) != 3 || out.RequestID != "e2e-batch" {
+		t.Fatalf("predict: %d %s (%v)", status, raw, err)
+	}
+	if !(out.Predictions[0].Score > out.Predictions[1].Score) || out.Predictions[0].Label == nil {
+		t.Fatalf("a 900 EUR online payment scored %v, a 3.50 one %v: %s", out.Predictions[0].Score, out.Predictions[1].Score, raw)
+	}
+	for _, bad := range []struct{ body, want string }{
+		{`{"instances":[{"amount":1}]}`, `card_id`},
+		{`{"instances":[{"card_id":"c-1","amount":"lots"}]}`, `not a number`},
+		{`{"instances":[]}`, `no instances`},
+	} {
+		if status, _, raw, _ := predictCall(serving, model, "bad", "", bad.body); status != 400 || !strings.Contains(raw, bad.want) {
+			t.Errorf("%s: %d %s, want 400 naming %s", bad.body, status, raw, bad.want)
+		}
+	}
+	if status, _, raw, _ := predictCall(serving, "no_such_model", "x", "", `{"instances":[{"card_id":"c"}]}`); status != 404 {
+		t.Errorf("unknown model: %d %s", status, raw)
+	}
+	var rows []struct {
+		RequestID string `ch:"request_id"`
+		Version   uint32 `ch:"version"`
+		Sources   string `ch:"sources"`
+		Request   string `ch:"request"`
+		Alias     string `ch:"alias"`
+	}
+	waitUntil(t, "the batch's predictions in ClickHouse", func() bool {
+		rows = rows[:0]
+		err := ch.Select(context.Background(), &rows, "SELECT request_id, version, sources, request, alias FROM predictions FINAL WHERE model = ? AND request_id LIKE 'e2e-batch/%' ORDER BY request_id", model)
+		return err == nil && len(rows) == 3
+	})
+	if rows[0].Version != 1 || rows[0].Alias != "champion" || !strings.Contains(rows[0].Sources, `"fetched"`) || !strings.Contains(rows[0].Request, `"transaction_id":"live-1"`) {
+		t.Fatalf("logged prediction: %+v", rows[0])
+	}
+	if !strings.Contains(rows[2].Sources, `"defaulted"`) {
+		t.Fatalf("an unknown card's features are not logged as defaulted: %+v", rows[2])
+	}
+}
+
+// checkHotSwapUnderLoad moves the champion back and forth between two versions while
+// clients predict without pause: no request fails, and both versions answer.
+func checkHotSwapUnderLoad(t *testing.T, serving, registry, model string, from, to int) {
+	t.Helper()
+	moveTo := func(v int) {
+		resp, err := http.Post(registry+"/v1/models/"+model+"/aliases/champion", "application/json",
+			bytes.NewReader([]byte(fmt.Sprintf(`{"version":%d,"reason":"e2e hot swap"}`, v))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("move champion to %d: %d %s", v, resp.StatusCode, b)
+		}
+	}
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	seen := map[int]int{}
+	var firstFailure atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"instances":[{"card_id":"c-%d","amount":%d,"merchant_category":"grocery","channel":"pos","country":"DE"}]}`, i%80, 10+i%300)
+				status, out, raw, err := predictCall(serving, model, fmt.Sprintf("swap-%d-%d", c, i), "", body)
+				if err != nil || status != 200 {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%d %s %v", status, raw, err))
+					continue
+				}
+				ok.Add(1)
+				mu.Lock()
+				seen[out.Version]++
+				mu.Unlock()
+			}
+		}(c)
+	}
+	servedChampion := func() int {
+		resp, err := http.Get(serving + "/v1/models/" + model)
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		var m struct {
+			Versions []struct {
+				Version int    `json:"version"`
+				Alias   string `json:"alias"`
+			} `json:"versions"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		for _, v := range m.Versions {
+			if v.Alias == "champion" {
+				return v.Version
+			}
+		}
+		return 0
+	}
+	for round := 0; round < 3; round++ {
+		for _, v := range []int{to, from} {
+			moveTo(v)
+			waitUntil(t, fmt.Sprintf("serving to switch to version %d", v), func() bool { return servedChampion() == v })
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during 6 hot swaps; first: %v", failed.Load(), failed.Load()+ok.Load(), firstFailure.Load())
+	}
+	if seen[from] == 0 || seen[to] == 0 {
+		t.Fatalf("versions that answered during the swaps: %v", seen)
+	}
+	t.Logf("hot swaps under load: %d requests, 0 failed, answered by version: %v", ok.Load(), seen)
+}
