@@ -28,13 +28,14 @@ CHAOS_STACK_ENV := FLYWHEEL_STACK_DIR=$(CHAOS_DIR) FLYWHEEL_STACK_KAFKA_PORT=290
 MODULES := $(shell sed -n 's/^\t\.\/\(.*\)$$/.\/\1\/.../p' go.work)
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench fuzz vet fmt chaos
+.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench bench-serving fuzz vet fmt chaos
 
 help:
 	@echo "make demo   start the local stack and every service, then show the lifecycle working"
 	@echo "make test   start a private test stack, run every module's tests, stop the stack"
 	@echo "make up / make down      start / stop the stack and the six services in the background"
 	@echo "make bench  benchmarks (see docs/benchmarks.md)   make fuzz  fuzz the parsers"
+	@echo "make bench-serving  serving under load beside FastAPI and the Go floor (~40 min; REPS, DUR, RATES)"
 	@echo "make chaos  fault injection: kill services, restart the servers under load (own stack, ~10 min)"
 
 test:
@@ -83,6 +84,16 @@ bench:
 	@trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; \
 	  $(TEST_STACK_ENV) $(STACK) up && set -a && . $(TEST_DIR)/env && set +a && \
 	  $(GO) test -run '^$$' -bench . -benchmem -count=$${COUNT:-5} $(MODULES) | tee $(DEV_DIR)/bench.txt
+
+# Serving under load, side by side with the shared FastAPI and floor anchors (issue #10).
+bench-serving:
+	@command -v apt-get >/dev/null && { dpkg -s python3-fastapi python3-uvicorn python3-redis python3-sklearn \
+	  python3-uvloop python3-httptools wrk redis-server >/dev/null 2>&1 || { $$(command -v sudo) apt-get update -qq && \
+	  $$(command -v sudo) apt-get install -y -qq python3-fastapi python3-uvicorn python3-redis python3-sklearn python3-uvloop \
+	  python3-httptools wrk redis-server; }; } ; \
+	  [ -x "$$($(GO) env GOPATH)/bin/vegeta" ] || $(GO) install github.com/tsenart/vegeta/v12@v12.13.0; \
+	  trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; $(TEST_STACK_ENV) $(STACK) up && \
+	  services/serving/bench/bench.sh $${REPS:-3}
 
 fuzz:
 	@for target in $$(grep -rl --include='*_test.go' '^func Fuzz' services platform schemas ml | xargs -n1 dirname | sort -u); do \
