@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/flywheel-ml/flywheel/cmd/flywheel/cli"
 )
 
 // servingVars configures serving and the monitor's landing for a test's private model,
@@ -195,4 +198,39 @@ func checkHotSwapUnderLoad(t *testing.T, serving, registry, model string, from, 
 		t.Fatalf("versions that answered during the swaps: %v", seen)
 	}
 	t.Logf("hot swaps under load: %d requests, 0 failed, answered by version: %v", ok.Load(), seen)
+}
+
+// checkBatchScoring scores the last six hours of stored payments through serving with
+// point-in-time features, and finds each one in the prediction log with its features supplied.
+func checkBatchScoring(t *testing.T, vars map[string]string, modelsDir, model string, ch driver.Conn) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	lookup := func(k string) (string, bool) {
+		if v, ok := vars[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}
+	root := cli.New(&stdout, &stderr, lookup)
+	now := time.Now().UTC()
+	root.SetArgs([]string{"predict", "batch", model, "--models-dir", modelsDir, "--serving-url", "http://" + vars["FLYWHEEL_SERVING_ADDR"],
+		"--features-url", "http://" + vars["FLYWHEEL_FEATURES_ADDR"], "--from", now.Add(-6 * time.Hour).Format(time.RFC3339),
+		"--to", now.Add(time.Minute).Format(time.RFC3339), "-o", "json"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("predict batch: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	var sum struct {
+		Events uint64 `json:"events"`
+		Scored int    `json:"scored"`
+		Failed int    `json:"failed"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.Scored == 0 || uint64(sum.Scored) != sum.Events || sum.Failed != 0 {
+		t.Fatalf("predict batch summary: %s (%v)", stdout.String(), err)
+	}
+	var n uint64
+	waitUntil(t, "the batch's predictions in ClickHouse", func() bool {
+		err := ch.QueryRow(context.Background(), "SELECT count() FROM predictions FINAL WHERE model = ? AND request_id LIKE 'batch-%' AND position(sources, '\"supplied\"') > 0", model).Scan(&n)
+		return err == nil && n == uint64(sum.Scored)
+	})
+	t.Logf("batch scoring: %d stored payments scored with point-in-time features", sum.Scored)
 }

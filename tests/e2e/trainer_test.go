@@ -217,6 +217,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	}
 
 	checkServingFirstChampion(t, "http://"+addr["SERVING"], model, chConn)
+	checkBatchScoring(t, vars, modelsDir, model, chConn)
 
 	// A drift event delivered twice and a second event inside the cooldown: one retrain.
 	p := kafkax.NewProducer(kcfg)

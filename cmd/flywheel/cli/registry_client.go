@@ -151,6 +151,18 @@ type registryClient struct {
 	token string
 	http  *http.Client
 	hint  string // how to point the client elsewhere, for connection errors
+	extra http.Header
+}
+
+// withHeader returns a copy of c that also sends the header.
+func (c *registryClient) withHeader(name, value string) *registryClient {
+	cc := *c
+	cc.extra = c.extra.Clone()
+	if cc.extra == nil {
+		cc.extra = http.Header{}
+	}
+	cc.extra.Set(name, value)
+	return &cc
 }
 
 // escapePath joins path segments, escaping each one.
@@ -190,6 +202,9 @@ func (c *registryClient) do(ctx context.Context, method, path string, query url.
 		return fmt.Errorf("registry: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
+	for k, v := range c.extra {
+		req.Header[k] = v
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

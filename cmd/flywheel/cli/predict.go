@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flywheel-ml/flywheel/platform/config"
+)
+
+// Environment variables and defaults of serving's and the features service's base URLs.
+const (
+	servingURLEnv      = "FLYWHEEL_SERVING_URL"
+	defaultServingURL  = "http://127.0.0.1:8084"
+	featuresURLEnv     = "FLYWHEEL_FEATURES_URL"
+	defaultFeaturesURL = "http://127.0.0.1:8082"
+)
+
+// serviceClient is a JSON client of a Flywheel service: the flag, else the environment
+// variable, else the default; token and timeout are the shared options'.
+func serviceClient(opts *registryOptions, flagURL, flagName, env, def string, lookup config.LookupFunc) (*registryClient, error) {
+	base, source := flagURL, flagName
+	if base == "" && lookup != nil {
+		v, _ := lookup(env)
+		base, source = strings.TrimSpace(v), env
+	}
+	if base == "" {
+		base = def
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s %q: want an http(s)://host:port base URL", source, base)
+	}
+	c, err := opts.client(lookup)
+	if err != nil {
+		return nil, err
+	}
+	c.base, c.hint = strings.TrimRight(base, "/"), "set "+flagName+" or "+env
+	return c, nil
+}
+
+type predictionOut struct {
+	Version int       `json:"version"`
+	Alias   string    `json:"alias"`
+	Score   float64   `json:"score"`
+	Label   *int      `json:"label"`
+	Scores  []float64 `json:"scores"`
+}
+
+type predictOut struct {
+	Model       string          `json:"model"`
+	Version     int             `json:"version"`
+	RequestID   string          `json:"request_id"`
+	Predictions []predictionOut `json:"predictions"`
+}
+
+// maxPredictBatch is the instances the CLI sends per call.
+const maxPredictBatch = 100
+
+func predictCommand(lookup config.LookupFunc) *cobra.Command {
+	opts := &registryOptions{}
+	var servingURL, file, pin string
+	var instances []string
+	cmd := &cobra.Command{
+		Use:   "predict MODEL",
+		Short: "Score instances with a served model (one, many, or a stored time range with `predict batch`)",
+		Long: `Sends instances to serving's POST /v1/models/MODEL:predict and prints each prediction with
+the version that made it. Instances are JSON objects of the entity keys and request-time
+fields (and an optional "features" object of values you supply); give them with -i (repeat
+it) or as NDJSON with -f FILE (- for stdin). They go 100 per call. Every prediction is logged
+to the predictions topic like any other.`,
+		Example: `  flywheel predict fraud -i '{"card_id":"c-42","amount":912.5,"merchant_category":"electronics","channel":"ecom","country":"DE"}'
+  flywheel predict fraud -f instances.ndjson -o json
+  cat instances.ndjson | flywheel predict fraud -f - --pin challenger`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := serviceClient(opts, servingURL, "--serving-url", servingURLEnv, defaultServingURL, lookup)
+			if err != nil {
+				return err
+			}
+			var all []json.RawMessage
+			for i, s := range instances {
+				if !json.Valid([]byte(s)) {
+					return fmt.Errorf("-i number %d is not JSON: %s", i+1, s)
+				}
+				all = append(all, json.RawMessage(s))
+			}
+			if file != "" {
+				more, err := readNDJSON(file, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				all = append(all, more...)
+			}
+			if len(all) == 0 {
+				return fmt.Errorf("no instances: give them with -i JSON or -f FILE")
+			}
+			var results []predictOut
+			for start := 0; start < len(all); start += maxPredictBatch {
+				out, err := callPredict(cmd.Context(), c, args[0], all[start:min(start+maxPredictBatch, len(all))], pin, "")
+				if err != nil {
+					return err
+				}
+				results = append(results, out)
+			}
+			if opts.output == outputJSON {
+				for _, r := range results {
+					b, _ := json.Marshal(r)
+					if err := writeJSON(cmd.OutOrStdout(), b); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			t := newTable(cmd.OutOrStdout(), "#", "VERSION", "ALIAS", "SCORE", "LABEL", "REQUEST")
+			n := 0
+			for _, r := range results {
+				for _, p := range r.Predictions {
+					label := "-"
+					if p.Label != nil {
+						label = fmt.Sprint(*p.Label)
+					}
+					t.row(fmt.Sprint(n), fmt.Sprint(p.Version), p.Alias, fmt.Sprintf("%.6f", p.Score), label, r.RequestID)
+					n++
+				}
+			}
+			return t.flush()
+		},
+	}
+	opts.addFlags(cmd)
+	cmd.Flags().StringVar(&servingURL, "serving-url", "", "serving base URL (default $"+servingURLEnv+", else "+defaultServingURL+")")
+	cmd.Flags().StringArrayVarP(&instances, "instance", "i", nil, "an instance as JSON (repeatable)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "NDJSON file of instances (- for stdin)")
+	cmd.Flags().StringVar(&pin, "pin", "", "version to answer: champion, challenger or a version number")
+	cmd.AddCommand(predictBatchCommand(lookup))
+	return cmd
+}
+
+func callPredict(ctx context.Context, c *registryClient, model string, instances []json.RawMessage, pin, id string) (predictOut, error) {
+	var out predictOut
+	body := map[string]any{"instances": instances}
+	if id != "" {
+		body["id"] = id
+	}
+	path := "/v1/models/" + url.PathEscape(model) + ":predict"
+	if pin != "" {
+		c = c.withHeader("X-Flywheel-Model-Version", pin)
+	}
+	err := c.post(ctx, path, body, &out)
+	return out, err
+}
+
+func readNDJSON(file string, stdin io.Reader) ([]json.RawMessage, error) {
+	var r io.Reader = stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	var out []json.RawMessage
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" {
+			continue
+		}
+		if !json.Valid([]byte(s)) {
+			return nil, fmt.Errorf("%s line %d is not JSON", file, line)
+		}
+		out = append(out, json.RawMessage(s))
+	}
+	return out, sc.Err()
+}
