@@ -39,7 +39,7 @@ type Watcher struct {
 	mover   Mover
 	only    map[string]bool // nil: every model
 	log     *zap.Logger
-	synced  func()          // called once the current aliases were all applied
+	synced  func() // called once the current aliases were all applied
 }
 
 // New returns a watcher of the registry deployment with the given prefix (its
