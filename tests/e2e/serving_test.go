@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,6 +136,7 @@ func checkHotSwapUnderLoad(t *testing.T, serving, registry, model string, from, 
 	var ok, failed atomic.Int64
 	var mu sync.Mutex
 	seen := map[int]int{}
+	var latencies []time.Duration
 	var firstFailure atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -149,7 +151,9 @@ func checkHotSwapUnderLoad(t *testing.T, serving, registry, model string, from, 
 				default:
 				}
 				body := fmt.Sprintf(`{"instances":[{"card_id":"c-%d","amount":%d,"merchant_category":"grocery","channel":"pos","country":"DE"}]}`, i%80, 10+i%300)
+				began := time.Now()
 				status, out, raw, err := predictCall(serving, model, fmt.Sprintf("swap-%d-%d", c, i), "", body)
+				took := time.Since(began)
 				if err != nil || status != 200 {
 					failed.Add(1)
 					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%d %s %v", status, raw, err))
@@ -158,6 +162,7 @@ func checkHotSwapUnderLoad(t *testing.T, serving, registry, model string, from, 
 				ok.Add(1)
 				mu.Lock()
 				seen[out.Version]++
+				latencies = append(latencies, took)
 				mu.Unlock()
 			}
 		}(c)
@@ -197,7 +202,10 @@ func checkHotSwapUnderLoad(t *testing.T, serving, registry, model string, from, 
 	if seen[from] == 0 || seen[to] == 0 {
 		t.Fatalf("versions that answered during the swaps: %v", seen)
 	}
-	t.Logf("hot swaps under load: %d requests, 0 failed, answered by version: %v", ok.Load(), seen)
+	slices.Sort(latencies)
+	q := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
+	t.Logf("hot swaps under load: %d requests from 4 closed-loop clients, 0 failed, answered by version %v; latency p50 %v p99 %v max %v",
+		ok.Load(), seen, q(0.5), q(0.99), latencies[len(latencies)-1])
 }
 
 // checkBatchScoring scores the last six hours of stored payments through serving with

@@ -1,10 +1,8 @@
 package model
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/flywheel-ml/flywheel/ml/artifact"
@@ -27,8 +25,8 @@ type Column struct {
 	// Feature, for a feature-store input, is its reference ("card_activity:txn_count_1h");
 	// empty for a request-time field.
 	Feature string
-	codes   map[string]float64 // vocabulary → code; nil: the value is the code itself
-	deflt   float64            // NaN when there is none
+	enc     *artifact.Encoder
+	deflt   float64 // NaN when there is none
 }
 
 // Plan turns an instance (entity keys, request fields, supplied values) and the feature store's
@@ -55,15 +53,9 @@ func NewPlan(sig []artifact.Feature, views RefResolver) (*Plan, error) {
 	p := &Plan{Columns: make([]Column, len(sig)), colRef: make([]int, len(sig))}
 	var refs []string
 	for i, f := range sig {
-		c := Column{Name: f.Name, Categorical: f.Kind == "categorical", deflt: math.NaN()}
+		c := Column{Name: f.Name, Categorical: f.Kind == "categorical", enc: f.Encoder(), deflt: math.NaN()}
 		if f.Default != nil {
 			c.deflt = *f.Default
-		}
-		if len(f.Vocabulary) > 0 {
-			c.codes = make(map[string]float64, len(f.Vocabulary))
-			for code, v := range f.Vocabulary {
-				c.codes[v] = float64(code)
-			}
 		}
 		if f.Source == "feature" || (f.Source == "" && strings.Contains(f.Name, ":")) {
 			c.Feature = f.Name
@@ -95,53 +87,7 @@ func NewPlan(sig []artifact.Feature, views RefResolver) (*Plan, error) {
 
 // Encode turns a raw value (number, string, bool) into what column c's model reads: the
 // number itself, or a categorical code (NaN for a category the model never saw).
-func (c *Column) Encode(v any) (float64, error) {
-	if f, ok := asFloat(v); ok {
-		v = f
-	}
-	switch x := v.(type) {
-	case nil:
-		return math.NaN(), nil
-	case float64:
-		if c.Categorical && c.codes != nil {
-			return c.code(strconv.FormatFloat(x, 'f', -1, 64)), nil
-		}
-		return x, nil
-	case string:
-		if !c.Categorical {
-			f, err := strconv.ParseFloat(x, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s is numeric; %q is not a number", c.Name, x)
-			}
-			return f, nil
-		}
-		if c.codes == nil {
-			f, err := strconv.ParseFloat(x, 64)
-			if err != nil || f < 0 || f != math.Trunc(f) {
-				return 0, fmt.Errorf("%s is a categorical code; %q is not a non-negative integer", c.Name, x)
-			}
-			return f, nil
-		}
-		return c.code(x), nil
-	case bool:
-		f := 0.0
-		if x {
-			f = 1
-		}
-		if c.Categorical && c.codes != nil {
-			return c.code(strconv.FormatBool(x)), nil
-		}
-		return f, nil
-	}
-	return 0, fmt.Errorf("%s: a %T is not a number, string or boolean", c.Name, v)
-}
-
-func (c *Column) code(s string) float64 {
-	if code, ok := c.codes[s]; ok {
-		return code
-	}
-	return math.NaN()
-}
+func (c *Column) Encode(v any) (float64, error) { return c.enc.Encode(v) }
 
 // Default is the value used when the input is absent, and how it is logged.
 func (c *Column) Default() (float64, string) {
@@ -149,28 +95,4 @@ func (c *Column) Default() (float64, string) {
 		return c.deflt, Missing
 	}
 	return c.deflt, Defaulted
-}
-
-// asFloat converts the numeric types a default declared in YAML or a decoded value may have.
-func asFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case uint32:
-		return float64(x), true
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	}
-	return 0, false
 }

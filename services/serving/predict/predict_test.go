@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/flywheel-ml/flywheel/ml/artifact"
 	"github.com/flywheel-ml/flywheel/schemas"
 	"github.com/flywheel-ml/flywheel/services/features/agg"
@@ -145,10 +148,11 @@ func TestErrorsSayWhatIsWrong(t *testing.T) {
 
 func TestCanaryIsStickyAndShadowIsLoggedNotReturned(t *testing.T) {
 	table := routing.NewTable(map[string]routing.Policy{"fraud": {Canary: 0.3}})
-	table.Set("fraud", routing.Champion, served(t, 1, 0))
 	table.Set("fraud", routing.Challenger, served(t, 2, 1))
+	table.Set("fraud", routing.Champion, served(t, 1, 0))
 	sink := &logSink{}
-	svc := predict.New(table, &store{}, sink, time.Now, nil)
+	reg := prometheus.NewRegistry()
+	svc := predict.New(table, &store{}, sink, time.Now, reg)
 	first := map[string]int{}
 	challenger := 0
 	for round := 0; round < 3; round++ {
@@ -177,12 +181,18 @@ func TestCanaryIsStickyAndShadowIsLoggedNotReturned(t *testing.T) {
 	if err := table.SetPolicy("fraud", routing.Policy{Canary: 0.6, Shadow: 1}); err != nil {
 		t.Fatal(err)
 	}
+	sink.mu.Lock()
 	sink.records = nil
+	sink.mu.Unlock()
+	byChampion := 0
 	for card, v := range first {
 		res, _ := svc.Predict(context.Background(), &predict.Request{Model: "fraud", RequestID: card,
 			Instances: []model.Instance{{Fields: map[string]any{"card_id": card, "amount": 1.0}}}})
 		if v == 2 && res.Predictions[0].Version != 2 {
 			t.Fatalf("%s left the challenger when its share grew", card)
+		}
+		if res.Predictions[0].Version == 1 {
+			byChampion++
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -198,15 +208,33 @@ func TestCanaryIsStickyAndShadowIsLoggedNotReturned(t *testing.T) {
 			}
 		}
 		sink.mu.Unlock()
-		// every request the champion answered is also scored in the shadow (share 1)
-		if shadows > 300 {
+		// every request the champion answered is scored in the shadow (share 1), or skipped
+		// and counted when too many shadow scorings were in flight
+		skipped := int(testutil.ToFloat64(skippedCounter(t, reg)))
+		if shadows > 0 && shadows+skipped == byChampion {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d shadow predictions logged", shadows)
+			t.Fatalf("%d shadow predictions logged and %d skipped for %d answered by the champion", shadows, skipped, byChampion)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 var _ = artifact.Logistic
+
+func skippedCounter(t *testing.T, reg *prometheus.Registry) prometheus.Collector {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "serving_shadow_skipped_total" {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return v })
+}
