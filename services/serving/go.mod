@@ -8,6 +8,7 @@ require (
 	github.com/flywheel-ml/flywheel/schemas v0.0.0
 	github.com/flywheel-ml/flywheel/services/features v0.0.0
 	github.com/flywheel-ml/flywheel/services/registry v0.0.0
+	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -41,8 +42,11 @@ require (
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
