@@ -7,6 +7,7 @@ package serving
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -31,11 +32,13 @@ import (
 	"github.com/flywheel-ml/flywheel/services/serving/aliaswatch"
 	"github.com/flywheel-ml/flywheel/services/serving/httpapi"
 	"github.com/flywheel-ml/flywheel/services/serving/model"
+	"github.com/flywheel-ml/flywheel/services/serving/oip"
 	"github.com/flywheel-ml/flywheel/services/serving/predict"
 	"github.com/flywheel-ml/flywheel/services/serving/predlog"
 	"github.com/flywheel-ml/flywheel/services/serving/routing"
 	"github.com/flywheel-ml/flywheel/services/serving/shed"
 	"github.com/flywheel-ml/flywheel/services/serving/swap"
+	v2 "github.com/flywheel-ml/flywheel/services/serving/v2"
 )
 
 // Config is everything the service reads from FLYWHEEL_* variables and flags.
@@ -168,8 +171,54 @@ func Run(ctx context.Context, cfg Config) error {
 	limiter := shed.New(maxInFlight, time.Second, rt.Registry)
 	svc := predict.New(table, reader, plog, time.Now, rt.Registry)
 	httpapi.New(svc, limiter, s.Timeout).Register(rt.HTTP)
+	backend := oip.New(svc, func() bool { return modelsReady(table, s.Models) == nil })
+	if err := serveV2(rt, backend, limiter, s, cfg.HTTP.MaxBodyBytes); err != nil {
+		return err
+	}
 	rt.Log.Info("serving", zap.Strings("models", s.Models), zap.String("cache", s.CacheDir), zap.Int("max_in_flight", maxInFlight))
 	return rt.Run(ctx)
+}
+
+// serveV2 mounts the Open Inference Protocol's REST routes (health without a token, the rest
+// with the read scope, inference shed like the own API and bounded by the same deadline) and
+// starts its gRPC server.
+func serveV2(rt *app.Runtime, backend *oip.Backend, limiter *shed.Limiter, s Settings, maxBody int64) error {
+	rest := v2.NewREST(backend, v2.WithServerVersion(app.Version()), v2.WithMaxBodyBytes(maxBody))
+	serve := func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), s.Timeout)
+		defer cancel()
+		rest.ServeHTTP(w, r.WithContext(ctx))
+		return nil
+	}
+	rt.HTTP.Handle("GET /v2/health/", "", serve)
+	rt.HTTP.Handle("GET /v2", httpx.ScopeRead, serve)
+	rt.HTTP.Handle("GET /v2/", httpx.ScopeRead, serve)
+	rt.HTTP.Handle("POST /v2/", httpx.ScopeRead, limiter.Wrap(serve))
+	if s.GRPCAddr == "" {
+		return nil
+	}
+	lis, err := net.Listen("tcp", s.GRPCAddr)
+	if err != nil {
+		return retry.Permanent(fmt.Errorf("listen on %s (is another process using it? set FLYWHEEL_SERVING_GRPC_ADDR): %w", s.GRPCAddr, err))
+	}
+	srv := v2.NewGRPC(backend)
+	rt.Group.Go("grpc", func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+				srv.GracefulStop()
+			case <-done:
+			}
+		}()
+		defer close(done)
+		if err := srv.Serve(lis); err != nil && ctx.Err() == nil {
+			return retry.Permanent(fmt.Errorf("grpc server: %w", err))
+		}
+		return nil
+	})
+	rt.Log.Info("open inference protocol gRPC", zap.String("addr", lis.Addr().String()))
+	return nil
 }
 
 // modelsReady is the readiness of the models: every listed one (or, with none listed, at

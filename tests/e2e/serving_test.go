@@ -3,9 +3,11 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -16,8 +18,13 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/cli"
+	pb "github.com/flywheel-ml/flywheel/services/serving/v2/pb"
 )
 
 // servingVars configures serving and the monitor's landing for a test's private model,
@@ -241,4 +248,105 @@ func checkBatchScoring(t *testing.T, vars map[string]string, modelsDir, model st
 		return err == nil && n == uint64(sum.Scored)
 	})
 	t.Logf("batch scoring: %d stored payments scored with point-in-time features", sum.Scored)
+}
+
+// checkOpenInference scores one payment over the Open Inference Protocol — REST JSON, REST
+// with binary tensors, and gRPC — and gets the same score as the own API, with the version.
+func checkOpenInference(t *testing.T, serving, grpcAddr, model string) {
+	t.Helper()
+	_, own, raw, err := predictCall(serving, model, "oip-own", "", `{"instances":[{"card_id":"c-1","amount":900,"merchant_category":"grocery","channel":"ecom","country":"DE"}]}`)
+	if err != nil || len(own.Predictions) != 1 {
+		t.Fatalf("own API: %s %v", raw, err)
+	}
+	want := own.Predictions[0].Score
+	body := `{"id":"oip-1","inputs":[
+		{"name":"card_id","datatype":"BYTES","shape":[1],"data":["c-1"]},
+		{"name":"amount","datatype":"FP64","shape":[1],"data":[900]},
+		{"name":"merchant_category","datatype":"BYTES","shape":[1],"data":["grocery"]},
+		{"name":"channel","datatype":"BYTES","shape":[1],"data":["ecom"]},
+		{"name":"country","datatype":"BYTES","shape":[1],"data":["DE"]}]}`
+	resp, err := http.Post(serving+"/v2/models/"+model+"/infer", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var v2 struct {
+		ID           string `json:"id"`
+		ModelVersion string `json:"model_version"`
+		Outputs      []struct {
+			Name string    `json:"name"`
+			Data []float64 `json:"data"`
+		} `json:"outputs"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &v2) != nil || v2.ID != "oip-1" || v2.ModelVersion != "1" || len(v2.Outputs) == 0 ||
+		v2.Outputs[0].Name != "score" || v2.Outputs[0].Data[0] != want {
+		t.Fatalf("V2 REST infer: %d %s, want score %v from version 1", resp.StatusCode, b, want)
+	}
+	// the same request with amount as binary FP64
+	header := strings.Replace(body, `{"name":"amount","datatype":"FP64","shape":[1],"data":[900]}`,
+		`{"name":"amount","datatype":"FP64","shape":[1],"parameters":{"binary_data_size":8}}`, 1)
+	bin := make([]byte, 8)
+	binary.LittleEndian.PutUint64(bin, math.Float64bits(900))
+	req, _ := http.NewRequest(http.MethodPost, serving+"/v2/models/"+model+"/infer", bytes.NewReader(append([]byte(header), bin...)))
+	req.Header.Set("Inference-Header-Content-Length", fmt.Sprint(len(header)))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || json.Unmarshal(b, &v2) != nil || v2.Outputs[0].Data[0] != want {
+		t.Fatalf("V2 REST infer with a binary tensor: %d %s", resp.StatusCode, b)
+	}
+	for _, c := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"inputs":[{"name":"amount","datatype":"FP64","shape":[2],"data":[1]}]}`, 400, `amount`},
+		{`{"inputs":[{"name":"card_id","datatype":"BYTES","shape":[1],"data":["c"]},{"name":"amount","datatype":"BYTES","shape":[1],"data":["x"]}]}`, 400, `amount`},
+	} {
+		resp, err := http.Post(serving+"/v2/models/"+model+"/infer", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(b), c.want) || !strings.HasPrefix(string(b), `{"error":`) {
+			t.Errorf("V2 %s: %d %s", c.body, resp.StatusCode, b)
+		}
+	}
+	if resp, err := http.Get(serving + "/v2/models/no_such_model"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("V2 metadata of an unknown model: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewGRPCInferenceServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r, err := client.ServerReady(ctx, &pb.ServerReadyRequest{}); err != nil || !r.Ready {
+		t.Fatalf("gRPC ServerReady: %v %v", r, err)
+	}
+	str := func(s string) *pb.InferTensorContents { return &pb.InferTensorContents{BytesContents: [][]byte{[]byte(s)}} }
+	out, err := client.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: model, Id: "oip-grpc", Inputs: []*pb.ModelInferRequest_InferInputTensor{
+		{Name: "card_id", Datatype: "BYTES", Shape: []int64{1}, Contents: str("c-1")},
+		{Name: "amount", Datatype: "FP64", Shape: []int64{1}, Contents: &pb.InferTensorContents{Fp64Contents: []float64{900}}},
+		{Name: "merchant_category", Datatype: "BYTES", Shape: []int64{1}, Contents: str("grocery")},
+		{Name: "channel", Datatype: "BYTES", Shape: []int64{1}, Contents: str("ecom")},
+		{Name: "country", Datatype: "BYTES", Shape: []int64{1}, Contents: str("DE")},
+	}})
+	if err != nil || out.ModelVersion != "1" || out.Id != "oip-grpc" || len(out.Outputs) == 0 || out.Outputs[0].Contents.GetFp64Contents()[0] != want {
+		t.Fatalf("gRPC ModelInfer: %v %v, want score %v", out, err, want)
+	}
+	if _, err := client.ModelMetadata(ctx, &pb.ModelMetadataRequest{Name: "no_such_model"}); status.Code(err) != codes.NotFound {
+		t.Errorf("gRPC metadata of an unknown model: %v", err)
+	}
 }

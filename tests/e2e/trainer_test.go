@@ -218,6 +218,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 
 	checkServingFirstChampion(t, "http://"+addr["SERVING"], model, chConn)
 	checkBatchScoring(t, vars, modelsDir, model, chConn)
+	checkOpenInference(t, "http://"+addr["SERVING"], vars["FLYWHEEL_SERVING_GRPC_ADDR"], model)
 
 	// A drift event delivered twice and a second event inside the cooldown: one retrain.
 	p := kafkax.NewProducer(kcfg)

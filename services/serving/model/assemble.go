@@ -14,6 +14,9 @@ import (
 type Instance struct {
 	Fields   map[string]any
 	Supplied map[string]any
+	// Encoded says the supplied values are already what the model reads (categorical codes,
+	// not category names): a whole input row sent as one tensor.
+	Encoded bool
 }
 
 // Entity is the instance's entity key for the join keys (values joined with "|", as the
@@ -71,6 +74,7 @@ type Used struct {
 // instance's entity, and refIndex maps p.Refs[j] to its position in fetched (nil: the
 // same order). Absent inputs take their default and are counted in used.Sources.
 func (p *Plan) Assemble(in Instance, fetched []online.Value, refIndex []int, row []float64, used *Used) error {
+	var err error
 	for i := range p.Columns {
 		c := &p.Columns[i]
 		var raw any
@@ -110,8 +114,10 @@ func (p *Plan) Assemble(in Instance, fetched []online.Value, refIndex []int, row
 			}
 			continue
 		}
-		x, err := c.Encode(raw)
-		if err != nil {
+		var x float64
+		if f, isNum := raw.(float64); isNum && in.Encoded && src == Supplied {
+			x = f
+		} else if x, err = c.Encode(raw); err != nil {
 			return err
 		}
 		row[i] = x
