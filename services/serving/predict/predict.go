@@ -150,10 +150,10 @@ func (s *Service) Predict(ctx context.Context, req *Request) (*Result, error) {
 		}
 		out := sv.Predict(row)
 		res.Predictions[i] = Prediction{Version: sv.Version, Alias: aliases[i], Entity: entities[i], Output: out}
-		records[i] = s.record(req, i, sv, aliases[i], entities[i], in, used, out, false)
+		records[i] = s.record(req, i, sv, aliases[i], entities[i], in, used, out, false, start)
 		s.metrics.count(req.Model, sv, aliases[i], used)
 		if sh := route.Shadow(sv); sh != nil {
-			s.shadow(req, i, sh, route, in, entities[i], values)
+			s.shadow(req, i, sh, route, in, entities[i], values, start)
 		}
 	}
 	latency := s.now().Sub(start)
@@ -167,7 +167,7 @@ func (s *Service) Predict(ctx context.Context, req *Request) (*Result, error) {
 
 // shadow scores instance i with the challenger off the request's path; when too many are in
 // flight it is skipped (and counted), never waited for.
-func (s *Service) shadow(req *Request, i int, sv *model.Served, route *routing.Route, in model.Instance, entity string, values []online.Value) {
+func (s *Service) shadow(req *Request, i int, sv *model.Served, route *routing.Route, in model.Instance, entity string, values []online.Value, at time.Time) {
 	select {
 	case s.shadows <- struct{}{}:
 	default:
@@ -184,14 +184,15 @@ func (s *Service) shadow(req *Request, i int, sv *model.Served, route *routing.R
 			return
 		}
 		out := sv.Predict(row)
-		r := s.record(req, i, sv, routing.Challenger, entity, in, used, out, true)
+		r := s.record(req, i, sv, routing.Challenger, entity, in, used, out, true, at)
 		r.LatencyUS = s.now().Sub(start).Microseconds()
 		s.log.Publish(r)
 		s.metrics.count(req.Model, sv, "shadow", used)
 	}()
 }
 
-func (s *Service) record(req *Request, i int, sv *model.Served, alias, entity string, in model.Instance, used *model.Used, out model.Output, shadow bool) *schemas.Prediction {
+// record is the log record of one prediction; at is when its features were read.
+func (s *Service) record(req *Request, i int, sv *model.Served, alias, entity string, in model.Instance, used *model.Used, out model.Output, shadow bool, at time.Time) *schemas.Prediction {
 	id := req.RequestID
 	if len(req.Instances) > 1 {
 		id += "/" + strconv.Itoa(i)
@@ -202,7 +203,7 @@ func (s *Service) record(req *Request, i int, sv *model.Served, alias, entity st
 	output, _ := json.Marshal(out)
 	return &schemas.Prediction{RequestID: id, Model: sv.Name, Version: sv.Version, Alias: alias, Entity: entity,
 		Features: used.Values, Sources: used.Sources, Request: in.Fields, Output: output, Score: out.Score,
-		Shadow: shadow, TS: s.now().UTC()}
+		Shadow: shadow, TS: at.UTC()}
 }
 
 func growRow(p *[]float64, n int) []float64 {
