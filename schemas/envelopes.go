@@ -109,6 +109,18 @@ type DriftEvent struct {
 	Threshold  float64     `json:"threshold"`
 	Window     DriftWindow `json:"window"`
 	DetectedAt time.Time   `json:"detected_at"`
+	// Features lists every feature that drifted in the window (Feature, Method, Score and
+	// Threshold above repeat the one furthest past its threshold).
+	Features []DriftedFeature `json:"features,omitempty"`
+}
+
+// DriftedFeature is one feature's drift in a window.
+type DriftedFeature struct {
+	Feature   string  `json:"feature"`
+	Method    string  `json:"method"`
+	Score     float64 `json:"score"`
+	Threshold float64 `json:"threshold"`
+	PValue    float64 `json:"p_value,omitempty"`
 }
 
 // DriftWindow is the stretch of traffic a drift score was computed on.

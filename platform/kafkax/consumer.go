@@ -42,6 +42,9 @@ type ConsumerConfig struct {
 	// DeadLetterTopic names where a message of topic goes after MaxAttempts failures. When it
 	// returns "" the message is retried forever instead, holding back its partition.
 	DeadLetterTopic func(topic string) string
+	// FromLatest makes a group with no committed offsets start at the end of its partitions
+	// instead of the beginning (a new deployment that must not replay the topic's history).
+	FromLatest bool
 }
 
 func (c *ConsumerConfig) defaults() error {
@@ -134,7 +137,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		MaxBytes:              16 << 20,
 		MaxWait:               250 * time.Millisecond,
 		QueueCapacity:         c.cfg.BatchSize,
-		StartOffset:           kafka.FirstOffset,
+		StartOffset:           startOffset(c.cfg.FromLatest),
 		CommitInterval:        0, // synchronous commits: CommitMessages returns once durable
 		HeartbeatInterval:     time.Second,
 		SessionTimeout:        10 * time.Second,
@@ -350,4 +353,11 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, cause error)
 	c.log.Error("message dead-lettered", zap.String("topic", m.Topic), zap.Int("partition", m.Partition),
 		zap.Int64("offset", m.Offset), zap.String("dlq", topic), zap.Error(cause))
 	return nil
+}
+
+func startOffset(fromLatest bool) int64 {
+	if fromLatest {
+		return kafka.LastOffset
+	}
+	return kafka.FirstOffset
 }

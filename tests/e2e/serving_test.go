@@ -37,6 +37,8 @@ func servingVars(t *testing.T, vars map[string]string, model, viewsDir, redisPre
 	vars["FLYWHEEL_SERVING_MODELS"] = model
 	vars["FLYWHEEL_SERVING_GRPC_ADDR"] = freePort(t)
 	vars["FLYWHEEL_MONITOR_LANDING_GROUP"] = vars["FLYWHEEL_TRAINER_GROUP"] + "-landing"
+	// the shared test stack's predictions topic holds earlier runs' records: land only this run's
+	vars["FLYWHEEL_MONITOR_LANDING_FROM_LATEST"] = "true"
 }
 
 type predictAnswer struct {

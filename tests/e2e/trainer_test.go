@@ -80,6 +80,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	}
 	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addr["REGISTRY"]
 	servingVars(t, vars, model, viewsDir, prefix+"f:", addr["REGISTRY"], filepath.Join(dir, "serving-cache"))
+	hook := monitorVars(t, vars, modelsDir, viewsDir, addr["REGISTRY"])
 	conn := testenv.NATS(t)
 	t.Cleanup(func() {
 		buckets, streams := store.Names(regPrefix)
@@ -296,6 +297,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		t.Fatalf("shuffled-label version aliases: %v", noiseAliases.Aliases)
 	}
 	t.Logf("aliases after the drift retrain: %v; validate: %s", versions.Aliases, b)
+	checkMonitorDetectsAShift(t, "http://"+addr["SERVING"], model, chConn, hook)
 }
 
 // labelAt is an hour after the payment, but never in the future.

@@ -39,6 +39,7 @@ func New(stdout, stderr io.Writer, lookup config.LookupFunc) *cobra.Command {
 	root.AddCommand(registryCommands(lookup)...)
 	root.AddCommand(trainCommand(lookup))
 	root.AddCommand(predictCommand(lookup))
+	root.AddCommand(driftCommand(lookup))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the build's module version and VCS revision",

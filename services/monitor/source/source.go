@@ -1,0 +1,141 @@
+// Package source reads what the monitor evaluates from ClickHouse: the predictions of a
+// window (landed exactly once per request id, read with FINAL), the model versions that
+// served in a time range, and predictions joined to the labels that arrived for them.
+// Windows are recomputed from this durable log, so a restart neither loses nor double counts.
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Source queries ClickHouse.
+type Source struct{ conn driver.Conn }
+
+// New returns a source.
+func New(conn driver.Conn) *Source { return &Source{conn: conn} }
+
+// Served is a model version that answered in a range, with how often.
+type Served struct {
+	Model   string
+	Version int
+	N       uint64
+	First   time.Time // its first prediction in the range
+}
+
+// Served lists the versions that answered (not in the shadow) in [start, end).
+func (s *Source) Served(ctx context.Context, start, end time.Time) ([]Served, error) {
+	// no FINAL: a replayed record only inflates N, and listing versions must stay cheap
+	rows, err := s.conn.Query(ctx, `SELECT model, version, count(), min(ts_ms) FROM predictions
+		WHERE ts >= toDateTime(?) AND ts_ms >= ? AND ts_ms < ? AND shadow = 0 GROUP BY model, version ORDER BY model, version`,
+		uint32(start.Unix()), 
+		start.UnixMilli(), end.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("versions served: %w", err)
+	}
+	defer rows.Close()
+	var out []Served
+	for rows.Next() {
+		var sv Served
+		var v uint32
+		var first int64
+		if err := rows.Scan(&sv.Model, &v, &sv.N, &first); err != nil {
+			return nil, err
+		}
+		sv.First = time.UnixMilli(first).UTC()
+		sv.Version = int(v)
+		out = append(out, sv)
+	}
+	return out, rows.Err()
+}
+
+// Prediction is one logged prediction of a window.
+type Prediction struct {
+	Features map[string]any
+	Score    float64
+}
+
+// Window returns the predictions of one version in [start, end), shadow ones excluded.
+func (s *Source) Window(ctx context.Context, model string, version int, start, end time.Time) ([]Prediction, error) {
+	rows, err := s.conn.Query(ctx, `SELECT features, score FROM predictions FINAL
+		WHERE model = ? AND version = ? AND shadow = 0 AND ts_ms >= ? AND ts_ms < ?`,
+		model, uint32(version), start.UnixMilli(), end.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("predictions of %s v%d: %w", model, version, err)
+	}
+	defer rows.Close()
+	var out []Prediction
+	for rows.Next() {
+		var features string
+		var p Prediction
+		if err := rows.Scan(&features, &p.Score); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(features), &p.Features); err != nil {
+			continue // a record written without features (not encodable) counts as nothing
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Labelled is a prediction with the label that arrived for it.
+type Labelled struct {
+	Score float64
+	Label float64
+}
+
+// Labelled joins one version's predictions in [start, end) to the labels of labelStream:
+// the prediction's request field eventIDField names the event a label names in its own
+// eventIDField (for fraud: transaction_id), the newest label per event wins, and labels
+// arriving more than horizon after the window's end are not counted.
+func (s *Source) Labelled(ctx context.Context, model string, version int, start, end time.Time, labelStream, eventIDField, labelField string, horizon time.Duration) ([]Labelled, error) {
+	rows, err := s.conn.Query(ctx, `SELECT p.score, l.label FROM (
+			SELECT visitParamExtractString(request, ?) AS eid, score FROM predictions FINAL
+			WHERE model = ? AND version = ? AND shadow = 0 AND ts_ms >= ? AND ts_ms < ?
+		) AS p ALL INNER JOIN (
+			SELECT visitParamExtractString(payload, ?) AS eid, argMax(visitParamExtractRaw(payload, ?), ingested_at_ms) AS label
+			FROM events FINAL WHERE stream = ? AND event_time_ms >= ? AND event_time_ms < ? GROUP BY eid
+		) AS l USING eid WHERE eid != ''`,
+		eventIDField, model, uint32(version), start.UnixMilli(), end.UnixMilli(),
+		eventIDField, labelField, labelStream, start.UnixMilli(), end.Add(horizon).UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("labels of %s v%d: %w", model, version, err)
+	}
+	defer rows.Close()
+	var out []Labelled
+	for rows.Next() {
+		var l Labelled
+		var raw string
+		if err := rows.Scan(&l.Score, &raw); err != nil {
+			return nil, err
+		}
+		switch raw {
+		case "true", "1", `"true"`, `"1"`:
+			l.Label = 1
+		case "false", "0", `"false"`, `"0"`:
+			l.Label = 0
+		default:
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// LastWindowEnd is the end of the newest window already evaluated for a model version and
+// kind (zero when none): where evaluation resumes after a restart.
+func (s *Source) LastWindowEnd(ctx context.Context, model string, version int, kind string) (time.Time, error) {
+	var end time.Time
+	var n uint64
+	err := s.conn.QueryRow(ctx, `SELECT max(window_end), count() FROM drift_metrics WHERE model = ? AND version = ? AND kind = ?`,
+		model, uint32(version), kind).Scan(&end, &n)
+	if err != nil || n == 0 {
+		return time.Time{}, err
+	}
+	return end, nil
+}
