@@ -337,7 +337,9 @@ func checkOpenInference(t *testing.T, serving, grpcAddr, model string) {
 	if r, err := client.ServerReady(ctx, &pb.ServerReadyRequest{}); err != nil || !r.Ready {
 		t.Fatalf("gRPC ServerReady: %v %v", r, err)
 	}
-	str := func(s string) *pb.InferTensorContents { return &pb.InferTensorContents{BytesContents: [][]byte{[]byte(s)}} }
+	str := func(s string) *pb.InferTensorContents {
+		return &pb.InferTensorContents{BytesContents: [][]byte{[]byte(s)}}
+	}
 	out, err := client.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: model, Id: "oip-grpc", Inputs: []*pb.ModelInferRequest_InferInputTensor{
 		{Name: "card_id", Datatype: "BYTES", Shape: []int64{1}, Contents: str("c-1")},
 		{Name: "amount", Datatype: "FP64", Shape: []int64{1}, Contents: &pb.InferTensorContents{Fp64Contents: []float64{900}}},

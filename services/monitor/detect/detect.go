@@ -17,8 +17,8 @@ import (
 
 // Options choose the methods and the false-alarm rate.
 type Options struct {
-	Alpha       float64 // per-window false-alarm rate (the FDR of Benjamini–Hochberg across features)
-	Seed        uint64
+	Alpha float64 // per-window false-alarm rate (the FDR of Benjamini–Hochberg across features)
+	Seed  uint64
 	// Numeric defaults to drift.MethodPSI: binned against the profile's quantile bins (fit on
 	// every training row), so its null is calibrated with cheap multinomial draws at any window
 	// size. KS and Wasserstein need the raw sample and a resampling per window size that costs

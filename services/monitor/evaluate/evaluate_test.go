@@ -23,8 +23,8 @@ var t0 = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 
 // fakeLog holds predictions by minute and the rows written, like ClickHouse would.
 type fakeLog struct {
-	perMinute map[int64]int     // minute → predictions
-	drifted   map[int64]bool    // minute → the detector says amount drifted
+	perMinute map[int64]int  // minute → predictions
+	drifted   map[int64]bool // minute → the detector says amount drifted
 	scores    map[string]evaluate.Score
 	windows   map[string]time.Time
 	events    map[string]schemas.DriftEvent
@@ -71,7 +71,9 @@ func (f *fakeLog) WriteScores(_ context.Context, w evaluate.Window, scores []eva
 	return nil
 }
 
-func (f *fakeLog) WritePerformance(context.Context, evaluate.Window, map[string]float64) error { return nil }
+func (f *fakeLog) WritePerformance(context.Context, evaluate.Window, map[string]float64) error {
+	return nil
+}
 
 func (f *fakeLog) Verdicts(_ context.Context, _ string, _ int, kind string, end time.Time, n int) ([]bool, error) {
 	var ends []int64
@@ -147,9 +149,9 @@ func TestEventsNeedPersistenceRespectTheCooldownAndSurviveARestart(t *testing.T)
 			}
 		}
 	}
-	step(9)    // minute 5 alone (1 of 3), then 7 (2 of 3: 5, 6, 7) → event at the end of minute 7
+	step(9)       // minute 5 alone (1 of 3), then 7 (2 of 3: 5, 6, 7) → event at the end of minute 7
 	e = newEval() // a restart
-	step(30)   // 8–11 inside the cooldown: none; 25, 26 → the second event
+	step(30)      // 8–11 inside the cooldown: none; 25, 26 → the second event
 	var ends []string
 	for _, ev := range log.events {
 		ends = append(ends, ev.Window.End.Format("15:04"))

@@ -32,7 +32,7 @@ func (s *Source) Served(ctx context.Context, start, end time.Time) ([]Served, er
 	// no FINAL: a replayed record only inflates N, and listing versions must stay cheap
 	rows, err := s.conn.Query(ctx, `SELECT model, version, count(), min(ts_ms) FROM predictions
 		WHERE ts >= toDateTime(?) AND ts_ms >= ? AND ts_ms < ? AND shadow = 0 GROUP BY model, version ORDER BY model, version`,
-		uint32(start.Unix()), 
+		uint32(start.Unix()),
 		start.UnixMilli(), end.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("versions served: %w", err)
