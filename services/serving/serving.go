@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -160,10 +161,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
-	watch := aliaswatch.New(connect, cfg.Registry.Prefix, swaps, s.Models, nil, rt.Log.Named("aliases"))
+	var synced atomic.Bool
+	watch := aliaswatch.New(connect, cfg.Registry.Prefix, swaps, s.Models, func() { synced.Store(true) }, rt.Log.Named("aliases"))
 	rt.Group.Go("alias watch", watch.Run)
-
-	rt.HTTP.AddCheck("models", func(context.Context) error { return modelsReady(table, s.Models) })
+	ready := func() error { return modelsReady(table, s.Models, synced.Load(), swaps.Loading()) }
+	rt.HTTP.AddCheck("models", func(context.Context) error { return ready() })
 	maxInFlight := s.MaxInFlight
 	if maxInFlight <= 0 {
 		maxInFlight = 64 * runtime.GOMAXPROCS(0)
@@ -171,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 	limiter := shed.New(maxInFlight, time.Second, rt.Registry)
 	svc := predict.New(table, reader, plog, time.Now, rt.Registry)
 	httpapi.New(svc, limiter, s.Timeout).Register(rt.HTTP)
-	backend := oip.New(svc, func() bool { return modelsReady(table, s.Models) == nil })
+	backend := oip.New(svc, func() bool { return ready() == nil })
 	if err := serveV2(rt, backend, limiter, s, cfg.HTTP.MaxBodyBytes); err != nil {
 		return err
 	}
@@ -221,16 +223,25 @@ func serveV2(rt *app.Runtime, backend *oip.Backend, limiter *shed.Limiter, s Set
 	return nil
 }
 
-// modelsReady is the readiness of the models: every listed one (or, with none listed, at
-// least one) has a champion loaded and warm.
-func modelsReady(table *routing.Table, want []string) error {
+// modelsReady is the readiness of the models. With MODELS listed: each has a champion loaded
+// and warm. Without: serving is ready once it serves what the registry says — the alias watch
+// has read the current aliases and no champion is still loading — or, while the registry
+// cannot be reached, once it serves at least one champion (from its local cache). A registry
+// with no model at all is nothing to wait for.
+func modelsReady(table *routing.Table, want []string, synced, loading bool) error {
 	if len(want) == 0 {
 		for _, name := range table.Models() {
-			if table.Get(name).Ready() {
+			if table.Get(name).Ready() && (!synced || !loading) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no model has a champion loaded yet")
+		switch {
+		case !synced:
+			return fmt.Errorf("waiting for the registry's aliases (no model loaded from the local cache either)")
+		case loading:
+			return fmt.Errorf("loading the champions the registry names")
+		}
+		return nil
 	}
 	var missing []string
 	for _, name := range want {

@@ -40,7 +40,8 @@ func TestEveryServiceAnswersAnOversizedBodyReadably(t *testing.T) {
 		{"INGEST", "/v1/streams/transactions/events", "413"},
 		{"FEATURES", "/v1/features/online", "413"},
 		{"REGISTRY", "/api/2.0/mlflow/runs/log-batch", "413"},
-		{"SERVING", "/v2/models/fraud/infer", "404"},
+		{"SERVING", "/v2/models/fraud/infer", "413"},
+		{"SERVING", "/v1/models/fraud:predict", "413"},
 		{"MONITOR", "/v1/anything", "404"},
 		{"TRAINER", "/v1/train", "413"},
 	} {

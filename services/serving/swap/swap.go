@@ -88,6 +88,18 @@ func (m *Manager) Move(name, alias string, version int) {
 	go m.apply(k)
 }
 
+// Loading reports whether a move is still being applied.
+func (m *Manager) Loading() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.running {
+		if r {
+			return true
+		}
+	}
+	return false
+}
+
 // Wait blocks until every move asked for so far has been applied or abandoned.
 func (m *Manager) Wait() { m.wg.Wait() }
 
