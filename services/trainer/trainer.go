@@ -132,6 +132,29 @@ func Run(ctx context.Context, cfg Config) error {
 	rt.Group.Defer("training runs", func() error { stopRuns(); intake.Wait(); return nil })
 	httpapi.New(intake, book, pipe).Register(rt.HTTP)
 
+	// Before consuming drift events: remember the drift runs of earlier processes.
+	err = rt.Await(ctx, "the registry's record of past drift runs", func(ctx context.Context) error {
+		past, err := PastDriftRuns(ctx, reg, specs, time.Now())
+		if err != nil {
+			return err
+		}
+		book.Restore(past)
+		rt.Log.Info("past drift runs restored", zap.Int("runs", len(past)))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	intake.OnCoalesced(func(run *runs.Run) {
+		if run.RegistryRunID == "" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
+		defer cancel()
+		if err := reg.LogBatch(ctx, run.RegistryRunID, nil, nil, map[string]string{pipeline.TagCoalesced: pipeline.CoalescedTag(run)}); err != nil {
+			rt.Log.Warn("record a coalesced drift event on its run", zap.String("run", run.ID), zap.Error(err))
+		}
+	})
 	drift, err := kafkax.NewConsumer(cfg.Kafka, kafkax.ConsumerConfig{GroupID: cfg.Trainer.Group, Topics: []string{schemas.TopicDrift}},
 		intake.DriftHandler(), producer, rt.Log, rt.Registry)
 	if err != nil {

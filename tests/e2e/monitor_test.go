@@ -103,7 +103,15 @@ func checkMonitorDetectsAShift(t *testing.T, serving, model string, ch driver.Co
 	})
 	for _, ev := range events() {
 		if ev.Kind == "data" && strings.Contains(names(ev), `"feature":"amount"`) && ev.End.After(stationaryFrom) && !ev.End.After(shiftAt) {
-			t.Fatalf("a drift event names amount before the shift (stationary from %v to %v): %+v", stationaryFrom, shiftAt, ev)
+			var dbg []struct {
+				End     time.Time `ch:"window_end"`
+				N       uint64    `ch:"n"`
+				Score   float64   `ch:"score"`
+				Thr     float64   `ch:"threshold"`
+				Drifted uint8     `ch:"drifted"`
+			}
+			_ = ch.Select(context.Background(), &dbg, "SELECT window_end, n, score, threshold, drifted FROM drift_metrics FINAL WHERE model = ? AND feature = 'amount' ORDER BY window_end", model)
+			t.Fatalf("a drift event names amount before the shift (stationary from %v to %v): %+v\namount by window: %+v", stationaryFrom, shiftAt, ev.End, dbg)
 		}
 	}
 	send(14*time.Second, 5)

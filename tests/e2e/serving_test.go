@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +25,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/cli"
+	"github.com/flywheel-ml/flywheel/schemas/modelspec"
+	"github.com/flywheel-ml/flywheel/services/features"
+	"github.com/flywheel-ml/flywheel/services/features/views"
+	"github.com/flywheel-ml/flywheel/services/registry/client"
+	"github.com/flywheel-ml/flywheel/services/trainer"
+	"github.com/flywheel-ml/flywheel/services/trainer/runs"
 	pb "github.com/flywheel-ml/flywheel/services/serving/v2/pb"
 )
 
@@ -353,4 +360,36 @@ func checkOpenInference(t *testing.T, serving, grpcAddr, model string) {
 	if _, err := client.ModelMetadata(ctx, &pb.ModelMetadataRequest{Name: "no_such_model"}); status.Code(err) != codes.NotFound {
 		t.Errorf("gRPC metadata of an unknown model: %v", err)
 	}
+}
+
+// checkDriftRunsSurviveARestart reads back from the registry what a restarted trainer restores
+// its run book from: the drift run of d-1 with d-2 coalesced into it.
+func checkDriftRunsSurviveARestart(t *testing.T, registry, modelsDir, model string) {
+	t.Helper()
+	specs, err := trainer.LoadSpecs(modelsDir, mustViews(t, modelsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := client.New(registry, "", "e2e", &http.Client{Timeout: 30 * time.Second})
+	var past []runs.Past
+	waitUntil(t, "the drift run with its coalesced event in the registry", func() bool {
+		past, err = trainer.PastDriftRuns(context.Background(), reg, map[string]*modelspec.Spec{model: specs[model]}, time.Now())
+		return err == nil && len(past) == 1 && past[0].Trigger.EventID == "d-1" && slices.Contains(past[0].Coalesced, "d-2")
+	})
+	book := runs.NewBook(map[string]time.Duration{model: time.Duration(specs[model].Cooldown)}, 10, time.Now)
+	book.Restore(past)
+	for _, id := range []string{"d-1", "d-2"} {
+		if d, err := book.Request(model, runs.Trigger{Kind: runs.Drift, EventID: id, At: time.Now()}); err != nil || d.Started {
+			t.Fatalf("after a restart, redelivered %s: %+v %v", id, d, err)
+		}
+	}
+}
+
+func mustViews(t *testing.T, modelsDir string) *views.Catalog {
+	t.Helper()
+	cat, err := features.LoadViews(filepath.Join(filepath.Dir(modelsDir), "views"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }

@@ -254,6 +254,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		}
 	}
 	getJSON(registry+"/v1/models/"+model+"/aliases", &versions)
+	checkDriftRunsSurviveARestart(t, registry, modelsDir, model)
 	checkHotSwapUnderLoad(t, "http://"+addr["SERVING"], registry, model, 1, 2)
 
 	// The gates from any CI, and reproduction.

@@ -24,7 +24,9 @@ type Options struct {
 	// size. KS and Wasserstein need the raw sample and a resampling per window size that costs
 	// seconds per feature for windows of 10,000 and more; choose them per deployment.
 	Numeric     drift.Method
-	Categorical drift.Method // default drift.MethodChiSquare
+	// Categorical defaults to drift.MethodLInf, the largest change of one category's share:
+	// an effect size a floor can bound (chi-square grows with the window).
+	Categorical drift.Method
 	Predictions drift.Method // default drift.MethodPSI (the profile keeps the predictions' bins only)
 	Floors      map[drift.Method]float64
 }
@@ -37,12 +39,24 @@ func (o Options) withDefaults() Options {
 		o.Numeric = drift.MethodPSI
 	}
 	if o.Categorical == "" {
-		o.Categorical = drift.MethodChiSquare
+		o.Categorical = drift.MethodLInf
 	}
 	if o.Predictions == "" {
 		o.Predictions = drift.MethodPSI
 	}
+	if o.Floors == nil {
+		o.Floors = DefaultFloors()
+	}
 	return o
+}
+
+// DefaultFloors are the effect sizes below which nothing counts as drift, whatever the window
+// size: a PSI of 0.02 (a 0.25σ mean shift is about 0.06) and a category share moving by 2
+// points. Without them, windows much larger than the reference (a model trained on 2,000 rows
+// watched in windows of 12,000) alarm on the reference's own sampling noise: the threshold is
+// calibrated for the average reference, and one fixed reference can sit above it for good.
+func DefaultFloors() map[drift.Method]float64 {
+	return map[drift.Method]float64{drift.MethodPSI: 0.02, drift.MethodLInf: 0.02, drift.MethodWasserstein: 0.05, drift.MethodJensenShannon: 0.02}
 }
 
 // Detector implements evaluate.Detector.

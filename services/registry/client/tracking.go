@@ -104,3 +104,55 @@ func (c *Client) GetRun(ctx context.Context, runID string) (RunInfo, error) {
 	err := c.getJSON(ctx, mlflow+"runs/get", url.Values{"run_id": {runID}}, &got)
 	return got.Run.Info, err
 }
+
+// Run is a run as runs/search answers it: its info and tags.
+type Run struct {
+	Info struct {
+		ID           string `json:"run_id"`
+		ExperimentID string `json:"experiment_id"`
+		Status       string `json:"status"`
+		StartTime    int64  `json:"start_time"`
+	} `json:"info"`
+	Data struct {
+		Tags []struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"tags"`
+	} `json:"data"`
+}
+
+// Tag returns the run's tag (empty when absent).
+func (r Run) Tag(key string) string {
+	for _, t := range r.Data.Tags {
+		if t.Key == key {
+			return t.Value
+		}
+	}
+	return ""
+}
+
+// SearchRuns returns up to max runs of the experiments matching an MLflow filter, newest first.
+func (c *Client) SearchRuns(ctx context.Context, experimentIDs []string, filter string, max int) ([]Run, error) {
+	var out []Run
+	token := ""
+	for len(out) < max {
+		var got struct {
+			Runs      []Run  `json:"runs"`
+			NextToken string `json:"next_page_token"`
+		}
+		req := map[string]any{"experiment_ids": experimentIDs, "filter": filter, "max_results": min(max-len(out), 1000),
+			"order_by": []string{"attributes.start_time DESC"}}
+		if token != "" {
+			req["page_token"] = token
+		}
+		if err := c.postJSON(ctx, mlflow+"runs/search", req, &got); err != nil {
+			return nil, err
+		}
+		out = append(out, got.Runs...)
+		if got.NextToken == "" || len(got.Runs) == 0 {
+			break
+		}
+		token = got.NextToken
+	}
+	return out, nil
+}

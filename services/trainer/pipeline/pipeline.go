@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,6 +30,8 @@ const (
 const (
 	TagTrainerRun = "flywheel.trainer_run"
 	TagTrigger    = "flywheel.trigger"
+	TagTriggerAt  = "flywheel.trigger_at" // the trigger's time (a drift event's detection time), RFC 3339
+	TagCoalesced  = "flywheel.coalesced"  // drift event ids folded into the run, comma-separated (newest 200)
 	TagGates      = "flywheel.gates"
 	TagOutcome    = "flywheel.outcome"
 )
@@ -100,6 +103,19 @@ func (p *Pipeline) stage(run *runs.Run, stage string) {
 	p.log.Info("run stage", zap.String("run", run.ID), zap.String("model", run.Model), zap.String("stage", stage))
 }
 
+// CoalescedTag is the value of TagCoalesced for a run: the ids of the newest 200 drift events
+// folded into it (a tag holds at most 8,000 characters; older ones are past any cooldown).
+func CoalescedTag(r *runs.Run) string {
+	var ids []string
+	for _, t := range r.Coalesced {
+		if t.EventID != "" {
+			ids = append(ids, t.EventID)
+		}
+	}
+	ids = ids[max(0, len(ids)-200):]
+	return truncate(strings.Join(ids, ","), 7900)
+}
+
 func triggerString(t runs.Trigger) string {
 	if t.EventID != "" {
 		return t.Kind + ":" + t.EventID
@@ -149,7 +165,8 @@ func (p *Pipeline) execute(ctx context.Context, run *runs.Run) (out Outcome, err
 	if err != nil {
 		return out, fmt.Errorf("registry experiment: %w", err)
 	}
-	rr, err := p.registry.CreateRun(ctx, exp, "retrain-"+run.ID, map[string]string{TagTrainerRun: run.ID, TagTrigger: triggerString(run.Trigger)})
+	rr, err := p.registry.CreateRun(ctx, exp, "retrain-"+run.ID, map[string]string{TagTrainerRun: run.ID, TagTrigger: triggerString(run.Trigger),
+		TagTriggerAt: run.Trigger.At.UTC().Format(time.RFC3339Nano)})
 	if err != nil {
 		return out, fmt.Errorf("registry run: %w", err)
 	}
@@ -291,7 +308,11 @@ func (p *Pipeline) execute(ctx context.Context, run *runs.Run) (out Outcome, err
 	if !out.Promoted {
 		outcome = "left as challenger: " + reason
 	}
-	if err := p.registry.LogBatch(ctx, rr.ID, nil, nil, map[string]string{TagGates: truncate(string(gates), 7900), TagOutcome: truncate(outcome, 7900)}); err != nil {
+	final := map[string]string{TagGates: truncate(string(gates), 7900), TagOutcome: truncate(outcome, 7900)}
+	if r, ok := p.book.Get(run.ID); ok && len(r.Coalesced) > 0 {
+		final[TagCoalesced] = CoalescedTag(r)
+	}
+	if err := p.registry.LogBatch(ctx, rr.ID, nil, nil, final); err != nil {
 		return out, err
 	}
 	p.book.Update(run.ID, func(r *runs.Run) { r.Stage, r.Promoted = runs.Succeeded, out.Promoted })

@@ -203,3 +203,40 @@ func newID() string {
 	_, _ = rand.Read(x[:])
 	return "tr-" + hex.EncodeToString(x[:])
 }
+
+// Past is a drift-triggered run recorded durably (the registry), for Restore.
+type Past struct {
+	RunID         string // the trainer's run id
+	RegistryRunID string
+	Model         string
+	Trigger       Trigger
+	Coalesced     []string // drift event ids folded into it
+}
+
+// Restore makes the book remember runs of an earlier process, so that after a restart a
+// redelivered drift event is still a duplicate and the cooldown still holds. Runs already
+// known are left alone; past is any order.
+func (b *Book) Restore(past []Past) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range past {
+		if _, known := b.runs[p.RunID]; known || p.RunID == "" {
+			continue
+		}
+		run := &Run{ID: p.RunID, Model: p.Model, Trigger: p.Trigger, Stage: Succeeded, Started: p.Trigger.At, Ended: p.Trigger.At,
+			RegistryRunID: p.RegistryRunID}
+		for _, id := range p.Coalesced {
+			run.Coalesced = append(run.Coalesced, Trigger{Kind: Drift, EventID: id})
+			b.byEvent[id] = run.ID
+		}
+		b.runs[run.ID] = run
+		b.order = append([]string{run.ID}, b.order...)
+		if p.Trigger.EventID != "" {
+			b.byEvent[p.Trigger.EventID] = run.ID
+		}
+		if last, ok := b.lastDrift[p.Model]; !ok || b.runs[last].Trigger.At.Before(p.Trigger.At) {
+			b.lastDrift[p.Model] = run.ID
+		}
+	}
+	b.evict()
+}

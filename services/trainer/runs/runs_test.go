@@ -68,3 +68,26 @@ func TestManualRequestsJoinTheRunInProgress(t *testing.T) {
 		t.Fatalf("ended run record: %+v", r)
 	}
 }
+
+// After a restart, a book restored from the registry's record still calls a redelivered
+// drift event a duplicate, a coalesced one too, and still holds the cooldown.
+func TestRestoredBookKeepsDuplicatesAndTheCooldown(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	b := runs.NewBook(map[string]time.Duration{"fraud": 10 * time.Minute}, 100, func() time.Time { return now })
+	b.Restore([]runs.Past{{RunID: "tr-1", RegistryRunID: "r1", Model: "fraud", Trigger: runs.Trigger{Kind: runs.Drift, EventID: "d-1", At: now.Add(-5 * time.Minute)},
+		Coalesced: []string{"d-2"}}})
+	for _, id := range []string{"d-1", "d-2"} {
+		d, err := b.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: id, At: now.Add(-4 * time.Minute)})
+		if err != nil || d.Started || d.Outcome != "duplicate" || d.Run.ID != "tr-1" {
+			t.Fatalf("redelivered %s after a restart: %+v %v", id, d, err)
+		}
+	}
+	d, err := b.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-3", At: now})
+	if err != nil || d.Started || d.Outcome != "coalesced" || d.Run.RegistryRunID != "r1" {
+		t.Fatalf("a new event inside the cooldown after a restart: %+v %v", d, err)
+	}
+	d, err = b.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-4", At: now.Add(6 * time.Minute)})
+	if err != nil || !d.Started {
+		t.Fatalf("an event after the cooldown: %+v %v", d, err)
+	}
+}

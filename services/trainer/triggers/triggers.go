@@ -25,17 +25,22 @@ type Executor interface {
 // Intake requests runs and executes the ones it starts, one goroutine each; Wait lets the
 // runs in flight end at shutdown.
 type Intake struct {
-	book *runs.Book
-	exec Executor
-	log  *zap.Logger
-	wg   sync.WaitGroup
-	ctx  context.Context // runs live as long as the service, not as the request that started them
+	coalesced func(run *runs.Run) // told when an event is folded into a run that already ended
+	book      *runs.Book
+	exec      Executor
+	log       *zap.Logger
+	wg        sync.WaitGroup
+	ctx       context.Context // runs live as long as the service, not as the request that started them
 }
 
 // New returns an intake whose runs stop when ctx ends.
 func New(ctx context.Context, book *runs.Book, exec Executor, log *zap.Logger) *Intake {
 	return &Intake{book: book, exec: exec, log: log.Named("triggers"), ctx: ctx}
 }
+
+// OnCoalesced sets f to be told when a drift event is folded into a run that has ended (a run
+// in progress records its coalesced events when it ends), so it can be recorded durably.
+func (in *Intake) OnCoalesced(f func(run *runs.Run)) { in.coalesced = f }
 
 // Request asks for a run of model and starts it when the book says so.
 func (in *Intake) Request(model string, t runs.Trigger) (runs.Decision, error) {
@@ -45,6 +50,9 @@ func (in *Intake) Request(model string, t runs.Trigger) (runs.Decision, error) {
 	}
 	in.log.Info("retrain requested", zap.String("model", model), zap.String("trigger", t.Kind), zap.String("event_id", t.EventID),
 		zap.String("outcome", d.Outcome), zap.String("run", d.Run.ID))
+	if d.Outcome == "coalesced" && in.coalesced != nil && d.Run.Done() {
+		in.coalesced(d.Run)
+	}
 	if d.Started {
 		in.wg.Go(func() {
 			if err := in.exec.Execute(in.ctx, d.Run); err != nil {
