@@ -29,9 +29,9 @@ import (
 	"github.com/flywheel-ml/flywheel/services/features"
 	"github.com/flywheel-ml/flywheel/services/features/views"
 	"github.com/flywheel-ml/flywheel/services/registry/client"
+	pb "github.com/flywheel-ml/flywheel/services/serving/v2/pb"
 	"github.com/flywheel-ml/flywheel/services/trainer"
 	"github.com/flywheel-ml/flywheel/services/trainer/runs"
-	pb "github.com/flywheel-ml/flywheel/services/serving/v2/pb"
 )
 
 // servingVars configures serving and the monitor's landing for a test's private model,

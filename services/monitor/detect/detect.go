@@ -23,7 +23,7 @@ type Options struct {
 	// every training row), so its null is calibrated with cheap multinomial draws at any window
 	// size. KS and Wasserstein need the raw sample and a resampling per window size that costs
 	// seconds per feature for windows of 10,000 and more; choose them per deployment.
-	Numeric     drift.Method
+	Numeric drift.Method
 	// Categorical defaults to drift.MethodLInf, the largest change of one category's share:
 	// an effect size a floor can bound (chi-square grows with the window).
 	Categorical drift.Method
