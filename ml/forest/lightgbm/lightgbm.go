@@ -1,0 +1,365 @@
+// Package lightgbm reads LightGBM's text model format (save_model, versions v2–v4) into a
+// forest.Model that predicts what LightGBM predicts.
+//
+// Supported: gbdt, dart (saved with final leaf values) and random forest (average_output)
+// boosting; numeric splits with LightGBM's missing types (None, Zero, NaN) and default
+// directions; categorical bitset splits; objectives binary (sigmoid:s), multiclass (softmax),
+// multiclassova and cross_entropy (sigmoid), regression/l1/huber/fair/quantile/mape,
+// lambdarank/rank_xendcg (identity), poisson/gamma/tweedie (exp). Refused: linear trees,
+// reg_sqrt, cross_entropy_lambda, unknown objectives.
+package lightgbm
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/flywheel-ml/flywheel/ml/forest"
+)
+
+// MaxBytes bounds a model file; a larger one is refused.
+const MaxBytes = 256 << 20
+
+// MaxLeaves bounds num_leaves of one tree.
+const MaxLeaves = 1 << 20
+
+// Parse reads a LightGBM text model and returns it with its feature names.
+func Parse(r io.Reader) (*forest.Model, []string, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("lightgbm: read: %w", err)
+	}
+	if len(data) > MaxBytes {
+		return nil, nil, fmt.Errorf("lightgbm: model is more than %d bytes", MaxBytes)
+	}
+	m, names, err := parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lightgbm: %w", err)
+	}
+	return m, names, nil
+}
+
+type block struct {
+	line int
+	kv   map[string]string
+}
+
+func parse(data []byte) (*forest.Model, []string, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 1<<16), MaxBytes+1)
+	header := map[string]string{}
+	var trees []block
+	cur := header
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimRight(sc.Text(), "\r")
+		if s == "end of trees" {
+			break
+		}
+		if strings.HasPrefix(s, "Tree=") {
+			if len(trees) >= forest.MaxTrees {
+				return nil, nil, fmt.Errorf("more than %d trees", forest.MaxTrees)
+			}
+			trees = append(trees, block{line: line, kv: map[string]string{}})
+			cur = trees[len(trees)-1].kv
+			continue
+		}
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			continue // "tree", blank lines
+		}
+		if _, dup := cur[k]; dup {
+			return nil, nil, fmt.Errorf("line %d: %s given twice", line, k)
+		}
+		cur[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, err
+	}
+	if !strings.HasPrefix(string(data), "tree") {
+		return nil, nil, errors.New("not a LightGBM text model (no \"tree\" first line)")
+	}
+	if v := header["version"]; v != "" && v != "v2" && v != "v3" && v != "v4" {
+		return nil, nil, fmt.Errorf("model version %q is not v2, v3 or v4", v)
+	}
+	maxFeature, err := headerInt(header, "max_feature_idx", 0, 1<<24)
+	if err != nil {
+		return nil, nil, err
+	}
+	numClass, err := headerInt(header, "num_class", 1, forest.MaxOutputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	perIter := numClass
+	if _, ok := header["num_tree_per_iteration"]; ok {
+		if perIter, err = headerInt(header, "num_tree_per_iteration", 1, forest.MaxOutputs); err != nil {
+			return nil, nil, err
+		}
+	}
+	transform, scale, err := objective(header["objective"], perIter)
+	if err != nil {
+		return nil, nil, err
+	}
+	nf := maxFeature + 1
+	var names []string
+	if s, ok := header["feature_names"]; ok {
+		names = strings.Fields(s)
+		if len(names) != nf {
+			return nil, nil, fmt.Errorf("%d feature names for max_feature_idx=%d", len(names), maxFeature)
+		}
+	} else {
+		for i := range nf {
+			names = append(names, "Column_"+strconv.Itoa(i))
+		}
+	}
+	m := forest.New(nf, perIter, transform)
+	m.SigmoidScale = scale
+	_, m.AverageOutput = header["average_output"]
+	if len(trees) == 0 {
+		return nil, nil, errors.New("no trees")
+	}
+	for t, b := range trees {
+		nodes, err := parseTree(b.kv, nf)
+		if err != nil {
+			return nil, nil, fmt.Errorf("Tree=%d (line %d): %w", t, b.line, err)
+		}
+		if err := m.AppendTree(nodes, t%perIter); err != nil {
+			return nil, nil, fmt.Errorf("Tree=%d (line %d): %w", t, b.line, err)
+		}
+	}
+	if err := m.Validate(nf); err != nil {
+		return nil, nil, err
+	}
+	return m, names, nil
+}
+
+func headerInt(h map[string]string, k string, lo, hi int) (int, error) {
+	s, ok := h[k]
+	if !ok {
+		return 0, fmt.Errorf("header has no %s", k)
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < lo || v > hi {
+		return 0, fmt.Errorf("header %s=%q is not an integer in [%d, %d]", k, s, lo, hi)
+	}
+	return v, nil
+}
+
+// objective maps LightGBM's objective line to a transform and sigmoid scale.
+func objective(line string, k int) (string, float64, error) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return "", 0, errors.New("header has no objective")
+	}
+	scale := 1.0
+	for _, p := range f[1:] {
+		if p == "sqrt" {
+			return "", 0, fmt.Errorf("objective %q: reg_sqrt models are not supported", line)
+		}
+		if v, ok := strings.CutPrefix(p, "sigmoid:"); ok {
+			s, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(s > 0) || math.IsInf(s, 0) {
+				return "", 0, fmt.Errorf("objective %q: bad sigmoid scale", line)
+			}
+			scale = s
+		}
+	}
+	one := func(t string) (string, float64, error) {
+		if k != 1 {
+			return "", 0, fmt.Errorf("objective %s with %d trees per iteration", f[0], k)
+		}
+		return t, scale, nil
+	}
+	switch f[0] {
+	case "binary":
+		return one(forest.Sigmoid)
+	case "cross_entropy", "xentropy":
+		return one(forest.Sigmoid)
+	case "multiclass", "softmax":
+		if k < 2 {
+			return "", 0, fmt.Errorf("objective %s with %d trees per iteration", f[0], k)
+		}
+		return forest.Softmax, 1, nil
+	case "multiclassova", "multiclass_ova", "ova", "ovr":
+		return forest.Sigmoid, scale, nil
+	case "regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root", "root_mean_squared_error", "rmse",
+		"regression_l1", "l1", "mean_absolute_error", "mae", "huber", "fair", "quantile", "mape", "mean_absolute_percentage_error",
+		"lambdarank", "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart", "custom", "none":
+		return one(forest.Identity)
+	case "poisson", "gamma", "tweedie":
+		return one(forest.Exp)
+	}
+	return "", 0, fmt.Errorf("objective %q is not supported", line)
+}
+
+func parseTree(kv map[string]string, nf int) ([]forest.TreeNode, error) {
+	if kv["is_linear"] != "" && kv["is_linear"] != "0" {
+		return nil, errors.New("linear trees are not supported")
+	}
+	nl, err := headerInt(kv, "num_leaves", 1, MaxLeaves)
+	if err != nil {
+		return nil, err
+	}
+	leaves, err := floats(kv, "leaf_value", nl)
+	if err != nil {
+		return nil, err
+	}
+	if nl == 1 {
+		return []forest.TreeNode{{Node: forest.Node{Feature: -1, Value: leaves[0]}}}, nil
+	}
+	ni := nl - 1
+	feat, err := ints(kv, "split_feature", ni)
+	if err != nil {
+		return nil, err
+	}
+	thr, err := floats(kv, "threshold", ni)
+	if err != nil {
+		return nil, err
+	}
+	dt, err := ints(kv, "decision_type", ni)
+	if err != nil {
+		return nil, err
+	}
+	lc, err := ints(kv, "left_child", ni)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := ints(kv, "right_child", ni)
+	if err != nil {
+		return nil, err
+	}
+	numCat, err := headerInt(kv, "num_cat", 0, ni)
+	if err != nil {
+		return nil, err
+	}
+	var bounds, bits []int
+	if numCat > 0 {
+		if bounds, err = ints(kv, "cat_boundaries", numCat+1); err != nil {
+			return nil, err
+		}
+		if bits, err = ints(kv, "cat_threshold", -1); err != nil {
+			return nil, err
+		}
+		for i, b := range bounds {
+			if b < 0 || b > len(bits) || (i > 0 && b < bounds[i-1]) {
+				return nil, fmt.Errorf("cat_boundaries %v do not index the %d cat_threshold words", bounds, len(bits))
+			}
+		}
+	}
+	nodes := make([]forest.TreeNode, ni+nl)
+	child := func(c int) (int32, error) {
+		if c >= 0 {
+			if c >= ni {
+				return 0, fmt.Errorf("child %d of %d internal nodes", c, ni)
+			}
+			return int32(c), nil
+		}
+		if ^c >= nl {
+			return 0, fmt.Errorf("child leaf %d of %d leaves", ^c, nl)
+		}
+		return int32(ni + ^c), nil
+	}
+	for i := range ni {
+		n := &nodes[i]
+		if feat[i] < 0 || feat[i] >= nf {
+			return nil, fmt.Errorf("node %d splits on feature %d of %d", i, feat[i], nf)
+		}
+		if dt[i] < 0 || dt[i] > 127 {
+			return nil, fmt.Errorf("node %d has decision_type %d", i, dt[i])
+		}
+		n.Feature = int32(feat[i])
+		n.DefaultLeft = dt[i]&2 != 0
+		n.Missing = uint8(dt[i]>>2) & 3
+		if n.Missing > forest.MissingNaN {
+			return nil, fmt.Errorf("node %d has missing type %d", i, n.Missing)
+		}
+		if n.Left, err = child(lc[i]); err != nil {
+			return nil, fmt.Errorf("node %d: %w", i, err)
+		}
+		if n.Right, err = child(rc[i]); err != nil {
+			return nil, fmt.Errorf("node %d: %w", i, err)
+		}
+		if dt[i]&1 != 0 {
+			ci := thr[i]
+			if ci < 0 || ci >= float64(numCat) || ci != math.Trunc(ci) {
+				return nil, fmt.Errorf("node %d: categorical threshold %v is not an index below num_cat=%d", i, ci, numCat)
+			}
+			n.Kind = forest.CatLeft
+			c := int(ci)
+			words := bits[bounds[c]:bounds[c+1]]
+			n.CatBits = make([]uint32, len(words))
+			for j, w := range words {
+				if w < 0 || w > math.MaxUint32 {
+					return nil, fmt.Errorf("node %d: cat_threshold word %d is not a uint32", i, w)
+				}
+				n.CatBits[j] = uint32(w)
+			}
+		} else {
+			if math.IsNaN(thr[i]) {
+				return nil, fmt.Errorf("node %d has threshold NaN", i)
+			}
+			n.Kind = forest.NumLE
+			n.Threshold = thr[i]
+		}
+	}
+	for j, v := range leaves {
+		nodes[ni+j].Feature = -1
+		nodes[ni+j].Value = v
+	}
+	return nodes, nil
+}
+
+// fields splits the value of k, refusing a count other than want (-1: any).
+func fields(kv map[string]string, k string, want int) ([]string, error) {
+	s, ok := kv[k]
+	if !ok {
+		return nil, fmt.Errorf("no %s", k)
+	}
+	// Count before splitting so a short line claiming many values allocates little.
+	n := len(strings.Fields(s))
+	if want >= 0 && n != want {
+		return nil, fmt.Errorf("%s has %d values, want %d", k, n, want)
+	}
+	return strings.Fields(s), nil
+}
+
+func floats(kv map[string]string, k string, want int) ([]float64, error) {
+	f, err := fields(kv, k, want)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(f))
+	for i, s := range f {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil, fmt.Errorf("%s value %d %q is not a number", k, i, s)
+		}
+		if math.IsInf(v, 0) && k == "leaf_value" {
+			return nil, fmt.Errorf("%s value %d is %q", k, i, s)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func ints(kv map[string]string, k string, want int) ([]int, error) {
+	f, err := fields(kv, k, want)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(f))
+	for i, s := range f {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s value %d %q is not an integer", k, i, s)
+		}
+		out[i] = int(v)
+	}
+	return out, nil
+}
