@@ -107,16 +107,11 @@ func parse(data []byte) (*forest.Model, []string, error) {
 		return nil, nil, err
 	}
 	nf := maxFeature + 1
-	var names []string
-	if s, ok := header["feature_names"]; ok {
-		names = strings.Fields(s)
-		if len(names) != nf {
-			return nil, nil, fmt.Errorf("%d feature names for max_feature_idx=%d", len(names), maxFeature)
-		}
-	} else {
-		for i := range nf {
-			names = append(names, "Column_"+strconv.Itoa(i))
-		}
+	// LightGBM always writes feature_names; requiring them also bounds the feature count by
+	// the file's size.
+	names := strings.Fields(header["feature_names"])
+	if len(names) != nf {
+		return nil, nil, fmt.Errorf("%d feature_names for max_feature_idx=%d", len(names), maxFeature)
 	}
 	m := forest.New(nf, perIter, transform)
 	m.SigmoidScale = scale

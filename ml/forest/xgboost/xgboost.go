@@ -28,7 +28,7 @@ import (
 const MaxBytes = 256 << 20
 
 // MaxFeatures bounds num_feature.
-const MaxFeatures = 1 << 24
+const MaxFeatures = 1 << 20
 
 type flag bool
 

@@ -1,0 +1,63 @@
+package lightgbm_test
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/flywheel-ml/flywheel/ml/forest/lightgbm"
+)
+
+// FuzzParse: any input gives a model that scores without panicking, or an error.
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"lg_dart_breast_cancer.model", "genlin_fmtp_poisson_Frequency.model"} {
+		b, err := os.ReadFile(fixture(f, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 8000)]) // the header and first trees: keeps mutation fast
+	}
+	f.Add([]byte("tree\nversion=v3\nnum_class=1\nmax_feature_idx=0\nobjective=regression\nfeature_names=a\nTree=0\nnum_leaves=1\nleaf_value=1\n"))
+	f.Add([]byte("tree\nversion=v3\nnum_class=1\nmax_feature_idx=1\nobjective=binary sigmoid:2\nfeature_names=a b\nTree=0\nnum_leaves=2\nnum_cat=1\n" +
+		"split_feature=1\nthreshold=0\ndecision_type=1\nleft_child=-1\nright_child=-2\nleaf_value=1 2\ncat_boundaries=0 1\ncat_threshold=5\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, names, err := lightgbm.Parse(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if len(names) != m.NumFeatures {
+			t.Fatalf("%d names for %d features", len(names), m.NumFeatures)
+		}
+		if m.NumFeatures > 1<<16 {
+			return // valid, but too wide to score quickly here
+		}
+		out := make([]float64, m.NumClasses())
+		for _, v := range []float64{0, -1, 1e300, -0.5, 3} {
+			row := make([]float64, m.NumFeatures)
+			for i := range row {
+				row[i] = v
+			}
+			m.PredictInto(row, out)
+		}
+	})
+}
+
+func TestRefuses(t *testing.T) {
+	const head = "tree\nversion=v3\nnum_class=1\nmax_feature_idx=1\nobjective=regression\nfeature_names=a b\n"
+	for _, c := range []struct{ name, model string }{
+		{"no trees", head},
+		{"cycle", head + "Tree=0\nnum_leaves=3\nnum_cat=0\nsplit_feature=0 0\nthreshold=1 2\ndecision_type=2 2\nleft_child=1 0\nright_child=-1 -2\nleaf_value=1 2 3\n"},
+		{"feature out of range", head + "Tree=0\nnum_leaves=2\nnum_cat=0\nsplit_feature=7\nthreshold=1\ndecision_type=2\nleft_child=-1\nright_child=-2\nleaf_value=1 2\n"},
+		{"short arrays", head + "Tree=0\nnum_leaves=3\nnum_cat=0\nsplit_feature=0\nthreshold=1\ndecision_type=2\nleft_child=-1\nright_child=-2\nleaf_value=1 2 3\n"},
+		{"absurd leaves", head + "Tree=0\nnum_leaves=99999999999\nleaf_value=1\n"},
+		{"sqrt", "tree\nversion=v3\nnum_class=1\nmax_feature_idx=1\nobjective=regression sqrt\nfeature_names=a b\nTree=0\nnum_leaves=1\nleaf_value=1\n"},
+		{"linear", head + "Tree=0\nnum_leaves=1\nleaf_value=1\nis_linear=1\n"},
+		{"not lightgbm", "hello"},
+	} {
+		if _, _, err := lightgbm.Parse(bytes.NewReader([]byte(c.model))); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		} else {
+			t.Logf("%s: %v", c.name, err)
+		}
+	}
+}
