@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/flywheel-ml/flywheel/ml/forest"
 	"github.com/flywheel-ml/flywheel/ml/gbdt"
 	"github.com/flywheel-ml/flywheel/ml/linear"
 	"github.com/flywheel-ml/flywheel/ml/profile"
@@ -57,7 +58,7 @@ type Feature struct {
 type Artifact struct {
 	Format    int                `json:"format"`
 	Model     string             `json:"model"`
-	Task      string             `json:"task"` // binary or regression
+	Task      string             `json:"task"` // binary, regression, or multiclass (forests)
 	Algorithm string             `json:"algorithm"`
 	Signature []Feature          `json:"signature"`
 	Threshold float64            `json:"threshold,omitempty"` // binary: score at or above → 1
@@ -66,6 +67,9 @@ type Artifact struct {
 	Profile   *profile.Profile   `json:"profile,omitempty"`
 	GBDT      *gbdt.Model        `json:"gbdt,omitempty"`
 	Linear    *linear.Model      `json:"linear,omitempty"`
+	// Forest is an imported LightGBM or XGBoost model; last so older artifacts encode to
+	// the same bytes.
+	Forest *forest.Model `json:"forest,omitempty"`
 }
 
 // Predictor scores one row of raw feature values in signature order (NaN missing,
@@ -81,6 +85,8 @@ func (a *Artifact) Predictor() Predictor {
 		return a.GBDT
 	case Logistic, Ridge:
 		return a.Linear
+	case LightGBM, XGBoost:
+		return a.Forest
 	}
 	return nil
 }
@@ -155,8 +161,8 @@ func (a *Artifact) validate() error {
 	if a.Model == "" {
 		return errors.New("artifact: model name missing")
 	}
-	if a.Task != "binary" && a.Task != "regression" {
-		return fmt.Errorf("artifact: task %q is not binary or regression", a.Task)
+	if a.Task != "binary" && a.Task != "regression" && !(a.Task == Multiclass && isForest(a.Algorithm)) {
+		return fmt.Errorf("artifact: task %q is not binary or regression (multiclass: imported forests only)", a.Task)
 	}
 	if len(a.Signature) == 0 {
 		return errors.New("artifact: empty signature")
@@ -213,6 +219,10 @@ func (a *Artifact) validate() error {
 			if in.Categorical != (a.Signature[i].Kind == "categorical") {
 				return fmt.Errorf("artifact: feature %s is %s in the signature but not in the model", a.Signature[i].Name, a.Signature[i].Kind)
 			}
+		}
+	case LightGBM, XGBoost:
+		if err := a.validateForest(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("artifact: unknown algorithm %q", a.Algorithm)
