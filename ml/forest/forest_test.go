@@ -58,7 +58,9 @@ func TestSplitRules(t *testing.T) {
 
 func TestOutputsAndJSON(t *testing.T) {
 	m := forest.New(1, 2, forest.Softmax)
-	leaf := func(v float64) []forest.TreeNode { return []forest.TreeNode{{Node: forest.Node{Feature: -1, Value: v}}} }
+	leaf := func(v float64) []forest.TreeNode {
+		return []forest.TreeNode{{Node: forest.Node{Feature: -1, Value: v}}}
+	}
 	for i, v := range []float64{1, 2, 3, 4} { // round robin: output 0 gets 1+3, output 1 gets 2+4
 		if err := m.AppendTree(leaf(v), i%2); err != nil {
 			t.Fatal(err)
