@@ -50,17 +50,44 @@ type block struct {
 }
 
 func parse(data []byte) (*forest.Model, []string, error) {
+	if !bytes.HasPrefix(data, []byte("tree\n")) && !bytes.HasPrefix(data, []byte("tree\r\n")) {
+		return nil, nil, errors.New("not a LightGBM text model (no \"tree\" first line)")
+	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 1<<16), MaxBytes+1)
 	header := map[string]string{}
+	params := map[string]string{} // the parameters section: "[name: value]" lines
 	var trees []block
 	cur := header
 	line := 0
+	const (
+		inModel = iota
+		afterTrees
+		inParams
+	)
+	state := inModel
 	for sc.Scan() {
 		line++
 		s := strings.TrimRight(sc.Text(), "\r")
+		switch state {
+		case afterTrees:
+			if s == "parameters:" {
+				state = inParams
+			}
+			continue
+		case inParams:
+			if s == "end of parameters" {
+				state = afterTrees
+				continue
+			}
+			if k, v, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"), ": "); ok {
+				params[k] = v
+			}
+			continue
+		}
 		if s == "end of trees" {
-			break
+			state = afterTrees
+			continue
 		}
 		if strings.HasPrefix(s, "Tree=") {
 			if len(trees) >= forest.MaxTrees {
@@ -70,10 +97,11 @@ func parse(data []byte) (*forest.Model, []string, error) {
 			cur = trees[len(trees)-1].kv
 			continue
 		}
-		k, v, ok := strings.Cut(s, "=")
-		if !ok {
-			continue // "tree", blank lines
+		if s == "" || (line == 1 && s == "tree") {
+			continue
 		}
+		// A line without "=" is a key without a value, as LightGBM reads it: average_output.
+		k, v, _ := strings.Cut(s, "=")
 		if _, dup := cur[k]; dup {
 			return nil, nil, fmt.Errorf("line %d: %s given twice", line, k)
 		}
@@ -82,13 +110,21 @@ func parse(data []byte) (*forest.Model, []string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, nil, err
 	}
-	if !strings.HasPrefix(string(data), "tree") {
-		return nil, nil, errors.New("not a LightGBM text model (no \"tree\" first line)")
-	}
 	if v := header["version"]; v != "" && v != "v2" && v != "v3" && v != "v4" {
 		return nil, nil, fmt.Errorf("model version %q is not v2, v3 or v4", v)
 	}
-	maxFeature, err := headerInt(header, "max_feature_idx", 0, 1<<24)
+	if v := params["linear_tree"]; v != "" && v != "0" {
+		return nil, nil, errors.New("linear trees (linear_tree) are not supported")
+	}
+	switch b := params["boosting"]; b {
+	case "", "gbdt", "gbrt", "dart", "rf", "random_forest", "goss":
+		if (b == "rf" || b == "random_forest") != hasKey(header, "average_output") {
+			return nil, nil, fmt.Errorf("boosting %s but average_output is %v in the header", b, hasKey(header, "average_output"))
+		}
+	default:
+		return nil, nil, fmt.Errorf("boosting %q is not supported", b)
+	}
+	maxFeature, err := headerInt(header, "max_feature_idx", 0, forest.MaxFeatures-1)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +138,18 @@ func parse(data []byte) (*forest.Model, []string, error) {
 			return nil, nil, err
 		}
 	}
-	transform, scale, err := objective(header["objective"], perIter)
+	obj, ok := header["objective"]
+	if !ok {
+		// LightGBM writes no objective line for a custom objective and predicts raw
+		// scores; so do we, unless the parameters name a built-in objective (a damaged file).
+		if p := params["objective"]; p != "" && p != "custom" && p != "none" && p != "null" && p != "na" {
+			return nil, nil, fmt.Errorf("header has no objective but the parameters say objective %s", p)
+		}
+		obj = "custom"
+	} else if p := params["objective"]; p != "" && canonical(p) != canonical(strings.Fields(obj + " ?")[0]) {
+		return nil, nil, fmt.Errorf("header objective %q, parameters objective %q", obj, p)
+	}
+	transform, scale, err := objective(obj, perIter)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,10 +161,15 @@ func parse(data []byte) (*forest.Model, []string, error) {
 		return nil, nil, fmt.Errorf("%d feature_names for max_feature_idx=%d", len(names), maxFeature)
 	}
 	m := forest.New(nf, perIter, transform)
+	m.Trainer = forest.LightGBM
 	m.SigmoidScale = scale
-	_, m.AverageOutput = header["average_output"]
+	m.AverageOutput = hasKey(header, "average_output")
+	m.Categorical = categorical(header["feature_infos"], params["categorical_feature"], nf)
 	if len(trees) == 0 {
 		return nil, nil, errors.New("no trees")
+	}
+	if len(trees)%perIter != 0 {
+		return nil, nil, fmt.Errorf("%d trees is not a multiple of num_tree_per_iteration=%d", len(trees), perIter)
 	}
 	for t, b := range trees {
 		nodes, err := parseTree(b.kv, nf)
@@ -134,61 +186,133 @@ func parse(data []byte) (*forest.Model, []string, error) {
 	return m, names, nil
 }
 
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// categorical marks the categorical features: those whose feature_infos entry lists
+// categories ("-1:3:0:6"; a numeric feature's is its range "[0:100]", an unused one's
+// "none") and those the categorical_feature parameter names by index. nil when there are
+// none.
+func categorical(infos, param string, nf int) []bool {
+	var c []bool
+	mark := func(i int) {
+		if c == nil {
+			c = make([]bool, nf)
+		}
+		c[i] = true
+	}
+	if f := strings.Fields(infos); len(f) == nf {
+		for i, s := range f {
+			if s != "none" && !strings.HasPrefix(s, "[") {
+				mark(i)
+			}
+		}
+	}
+	for _, s := range strings.Split(param, ",") {
+		if i, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && i >= 0 && i < nf {
+			mark(i)
+		}
+	}
+	return c
+}
+
 func headerInt(h map[string]string, k string, lo, hi int) (int, error) {
 	s, ok := h[k]
 	if !ok {
-		return 0, fmt.Errorf("header has no %s", k)
+		return 0, fmt.Errorf("no %s", k)
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil || v < lo || v > hi {
-		return 0, fmt.Errorf("header %s=%q is not an integer in [%d, %d]", k, s, lo, hi)
+		return 0, fmt.Errorf("%s=%q is not an integer in [%d, %d]", k, s, lo, hi)
 	}
 	return v, nil
 }
 
-// objective maps LightGBM's objective line to a transform and sigmoid scale.
+// canonical is LightGBM's ParseObjectiveAlias.
+func canonical(name string) string {
+	switch name {
+	case "regression", "regression_l2", "mean_squared_error", "mse", "l2", "l2_root", "root_mean_squared_error", "rmse":
+		return "regression"
+	case "regression_l1", "mean_absolute_error", "l1", "mae":
+		return "regression_l1"
+	case "multiclass", "softmax":
+		return "multiclass"
+	case "multiclassova", "multiclass_ova", "ova", "ovr":
+		return "multiclassova"
+	case "xentropy", "cross_entropy":
+		return "cross_entropy"
+	case "xentlambda", "cross_entropy_lambda":
+		return "cross_entropy_lambda"
+	case "mean_absolute_percentage_error", "mape":
+		return "mape"
+	case "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart":
+		return "rank_xendcg"
+	case "none", "null", "custom", "na":
+		return "custom"
+	}
+	return name
+}
+
+// objective maps LightGBM's objective line (its ObjectiveFunction::ToString: the name,
+// then parameters such as sigmoid:1, num_class:5 or sqrt) to the transform its
+// ConvertOutput applies and the sigmoid scale; k is num_tree_per_iteration.
 func objective(line string, k int) (string, float64, error) {
 	f := strings.Fields(line)
 	if len(f) == 0 {
-		return "", 0, errors.New("header has no objective")
+		return "", 0, errors.New("empty objective")
 	}
-	scale := 1.0
+	name := canonical(f[0])
+	scale, classes := 1.0, -1
 	for _, p := range f[1:] {
 		if p == "sqrt" {
-			return "", 0, fmt.Errorf("objective %q: reg_sqrt models are not supported", line)
+			return "", 0, fmt.Errorf("objective %q: reg_sqrt models (sign(x)·x² output) are not supported", line)
 		}
 		if v, ok := strings.CutPrefix(p, "sigmoid:"); ok {
 			s, err := strconv.ParseFloat(v, 64)
 			if err != nil || !(s > 0) || math.IsInf(s, 0) {
-				return "", 0, fmt.Errorf("objective %q: bad sigmoid scale", line)
+				return "", 0, fmt.Errorf("objective %q: sigmoid %q is not a positive number", line, v)
 			}
 			scale = s
 		}
+		if v, ok := strings.CutPrefix(p, "num_class:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return "", 0, fmt.Errorf("objective %q: num_class %q is not an integer", line, v)
+			}
+			classes = n
+		}
 	}
-	one := func(t string) (string, float64, error) {
+	one := func(t string, scale float64) (string, float64, error) {
 		if k != 1 {
 			return "", 0, fmt.Errorf("objective %s with %d trees per iteration", f[0], k)
 		}
 		return t, scale, nil
 	}
-	switch f[0] {
-	case "binary":
-		return one(forest.Sigmoid)
-	case "cross_entropy", "xentropy":
-		return one(forest.Sigmoid)
-	case "multiclass", "softmax":
-		if k < 2 {
-			return "", 0, fmt.Errorf("objective %s with %d trees per iteration", f[0], k)
+	many := func(t string, scale float64) (string, float64, error) {
+		if k < 2 || (classes != -1 && classes != k) {
+			return "", 0, fmt.Errorf("objective %q with %d trees per iteration", line, k)
 		}
-		return forest.Softmax, 1, nil
-	case "multiclassova", "multiclass_ova", "ova", "ovr":
-		return forest.Sigmoid, scale, nil
-	case "regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root", "root_mean_squared_error", "rmse",
-		"regression_l1", "l1", "mean_absolute_error", "mae", "huber", "fair", "quantile", "mape", "mean_absolute_percentage_error",
-		"lambdarank", "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart", "custom", "none":
-		return one(forest.Identity)
+		return t, scale, nil
+	}
+	switch name {
+	case "binary":
+		return one(forest.Sigmoid, scale)
+	case "cross_entropy": // 1/(1+exp(-x)), no scale
+		return one(forest.Sigmoid, 1)
+	case "multiclass":
+		return many(forest.Softmax, 1)
+	case "multiclassova":
+		return many(forest.Sigmoid, scale)
+	case "regression", "regression_l1", "huber", "fair", "quantile", "mape", "lambdarank", "rank_xendcg":
+		return one(forest.Identity, 1)
 	case "poisson", "gamma", "tweedie":
-		return one(forest.Exp)
+		return one(forest.Exp, 1)
+	case "custom": // no ConvertOutput: raw scores, one per tree of an iteration
+		return forest.Identity, 1, nil
+	case "cross_entropy_lambda":
+		return "", 0, errors.New("objective cross_entropy_lambda (log1p(exp(x)) output) is not supported")
 	}
 	return "", 0, fmt.Errorf("objective %q is not supported", line)
 }
@@ -217,9 +341,11 @@ func parseTree(kv map[string]string, nf int) ([]forest.TreeNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	dt, err := ints(kv, "decision_type", ni)
-	if err != nil {
-		return nil, err
+	dt := make([]int, ni) // LightGBM reads a tree without decision_type as all 0
+	if _, ok := kv["decision_type"]; ok {
+		if dt, err = ints(kv, "decision_type", ni); err != nil {
+			return nil, err
+		}
 	}
 	lc, err := ints(kv, "left_child", ni)
 	if err != nil {

@@ -2,6 +2,7 @@ package lightgbm_test
 
 import (
 	"bufio"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -67,11 +68,14 @@ func table(t testing.TB, name string) [][]float64 {
 	return rows
 }
 
-// Tolerance: the fixtures print 17–19 significant digits, so they carry LightGBM's doubles
-// exactly; we sum the same leaves in the same order in float64, so the only differences are
-// libm's exp and the softmax normalisation: the worst seen is 4.7e-16 relative (raw scores
-// are bit-identical). We hold 1e-14 relative (plus 1e-300 absolute for exact zeros).
-const relTol, absTol = 1e-14, 1e-300
+// Tolerance. The fixtures print 17–19 significant digits, enough to carry LightGBM's
+// doubles exactly, so the printing allows any tolerance down to none. We add the same
+// leaves in the same order in float64, so raw scores must be bit-identical (tolerance 0).
+// Transformed outputs go through exp — Go's math.Exp against glibc's, each within 1 ulp of
+// the true value, so they may differ by one ulp — then sigmoid's division or softmax's sum
+// and divisions, a few roundings more: we hold them to 1e-15 relative (about 4.5 ulp);
+// the worst seen is 4.7e-16.
+const transformedTol = 1e-15
 
 func TestFixtures(t *testing.T) {
 	cases := []struct {
@@ -96,7 +100,7 @@ func TestFixtures(t *testing.T) {
 				t.Fatalf("%d input rows, %d predictions", len(in), len(want))
 			}
 			out := make([]float64, m.NumClasses())
-			worst := 0.0
+			worst, worstAbs := 0.0, 0.0
 			for i, row := range in {
 				if c.dropLabel {
 					row = row[1:]
@@ -114,8 +118,8 @@ func TestFixtures(t *testing.T) {
 				}
 				for k, w := range want[i] {
 					d := math.Abs(out[k] - w)
-					worst = max(worst, d/max(math.Abs(w), 1e-300))
-					if d > absTol+relTol*math.Abs(w) {
+					worst, worstAbs = max(worst, d/math.Abs(w)), max(worstAbs, d)
+					if (c.raw && d != 0) || d > transformedTol*math.Abs(w) {
 						t.Errorf("row %d output %d: %.17g, LightGBM %.17g", i, k, out[k], w)
 					}
 				}
@@ -123,7 +127,7 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("row %d: Predict %v, PredictInto %v", i, m.Predict(row), out[0])
 				}
 			}
-			t.Logf("%d rows, worst relative error %.3g", len(in), worst)
+			t.Logf("%d rows × %d outputs, worst error %.3g relative, %.3g absolute", len(in), m.NumClasses(), worst, worstAbs)
 		})
 	}
 }
@@ -145,4 +149,107 @@ func BenchmarkPoisson(b *testing.B) {
 		s += m.Predict(rows[i%len(rows)])
 	}
 	_ = s
+}
+
+func read(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(fixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func parse(t *testing.T, s string) (*forest.Model, error) {
+	t.Helper()
+	m, _, err := lightgbm.Parse(strings.NewReader(s))
+	return m, err
+}
+
+// replace replaces old by new once, failing when the fixture has no old.
+func replace(t *testing.T, s, old, new string) string {
+	t.Helper()
+	if !strings.Contains(s, old) {
+		t.Fatalf("fixture has no %q", old)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+// A random forest (boosting rf) says average_output in its header, a line without "=":
+// LightGBM divides each output's tree sum by the number of iterations before the
+// transform.
+func TestAverageOutput(t *testing.T) {
+	s := read(t, "lgmulticlass.model")
+	gb, err := parse(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := replace(t, replace(t, s, "feature_names=", "average_output\nfeature_names="), "[boosting: gbdt]", "[boosting: rf]")
+	m, err := parse(t, rf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.AverageOutput {
+		t.Fatal("average_output not read")
+	}
+	iters := float64(len(m.Roots) / m.NumClasses())
+	row := table(t, "multiclass_test.tsv")[0][1:]
+	sum, avg := make([]float64, 5), make([]float64, 5)
+	gb.PredictRaw(row, sum)
+	m.PredictRaw(row, avg)
+	for k := range sum {
+		if avg[k] != sum[k]/iters {
+			t.Fatalf("output %d: %v, want %v/%v", k, avg[k], sum[k], iters)
+		}
+	}
+	if _, err := parse(t, replace(t, s, "feature_names=", "average_output\nfeature_names=")); err == nil ||
+		!strings.Contains(err.Error(), "average_output") {
+		t.Fatalf("average_output in a gbdt model: %v", err)
+	}
+}
+
+// Without an objective line (a custom objective) LightGBM predicts raw scores.
+func TestNoObjectiveLine(t *testing.T) {
+	s := read(t, "lgmulticlass.model")
+	gb, _ := parse(t, s)
+	s = replace(t, s, "objective=multiclass num_class:5\n", "")
+	if _, err := parse(t, s); err == nil || !strings.Contains(err.Error(), "parameters say objective multiclass") {
+		t.Fatalf("no objective line, parameters say multiclass: %v", err)
+	}
+	m, err := parse(t, replace(t, s, "[objective: multiclass]", "[objective: custom]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := table(t, "multiclass_test.tsv")[0][1:]
+	raw, out := make([]float64, 5), make([]float64, 5)
+	gb.PredictRaw(row, raw)
+	m.PredictInto(row, out)
+	for k := range raw {
+		if raw[k] != out[k] {
+			t.Fatalf("output %d: %v, want the raw score %v", k, out[k], raw[k])
+		}
+	}
+}
+
+func TestCategoricalFeatures(t *testing.T) {
+	for _, c := range []struct {
+		model string
+		want  []int
+	}{
+		// feature_infos lists categories for these (6, 7, 8 and 20 are categorical but unused: "none")
+		{"lg_kddcup99.model", []int{1, 2, 3, 9, 10, 11, 13, 21, 22, 23}},
+		{"genlin_fmtp_poisson_Frequency.model", []int{0, 1, 2, 3, 4}},
+		{"lgmulticlass.model", nil},
+	} {
+		m, _ := load(t, c.model)
+		var got []int
+		for i, cat := range m.CategoricalFeatures() {
+			if cat {
+				got = append(got, i)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: categorical %v, want %v", c.model, got, c.want)
+		}
+	}
 }
