@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -41,7 +42,8 @@ func servingVars(t *testing.T, vars map[string]string, model, viewsDir, redisPre
 	vars["FLYWHEEL_SERVING_VIEWS_DIR"] = viewsDir
 	vars["FLYWHEEL_SERVING_REDIS_PREFIX"] = redisPrefix
 	vars["FLYWHEEL_SERVING_CACHE_DIR"] = cacheDir
-	vars["FLYWHEEL_SERVING_MODELS"] = model
+	// every model with a champion (the fraud model and an imported one)
+	vars["FLYWHEEL_SERVING_MODELS"] = ""
 	vars["FLYWHEEL_SERVING_GRPC_ADDR"] = freePort(t)
 	vars["FLYWHEEL_MONITOR_LANDING_GROUP"] = vars["FLYWHEEL_TRAINER_GROUP"] + "-landing"
 	// the shared test stack's predictions topic holds earlier runs' records: land only this run's
@@ -83,12 +85,13 @@ func predictCall(serving, model, requestID, pin, body string) (int, predictAnswe
 func checkServingFirstChampion(t *testing.T, serving, model string, ch driver.Conn) {
 	t.Helper()
 	waitUntil(t, "serving ready with the first champion", func() bool {
-		resp, err := http.Get(serving + "/readyz")
+		resp, err := http.Get(serving + "/v1/models/" + model)
 		if err != nil {
 			return false
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return resp.StatusCode == 200
+		return resp.StatusCode == 200 && strings.Contains(string(b), `"ready":true`)
 	})
 	body := `{"instances":[
 		{"card_id":"c-1","amount":900,"merchant_category":"grocery","channel":"ecom","country":"DE","transaction_id":"live-1"},
@@ -392,4 +395,75 @@ func mustViews(t *testing.T, modelsDir string) *views.Catalog {
 		t.Fatal(err)
 	}
 	return cat
+}
+
+// checkImportedXGBoost registers a model XGBoost 1.7 wrote (a committed fixture) with
+// `flywheel models import`, aliases it champion, and serving answers over V2 with the
+// probabilities XGBoost predicted for the same rows (a [N, F] matrix with missing values).
+func checkImportedXGBoost(t *testing.T, vars map[string]string, serving, registry, name string) {
+	t.Helper()
+	const fixtures = "../../ml/forest/xgboost/testdata/"
+	gz, err := os.ReadFile(fixtures + "binary.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(zr)
+	file := filepath.Join(t.TempDir(), "model.json")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	root := cli.New(&stdout, &stderr, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	root.SetArgs([]string{"models", "import", name, file, "--format", "xgboost", "--alias", "champion", "--registry-url", registry, "-o", "json"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("models import: %v %s %s", err, stdout.String(), stderr.String())
+	}
+	inputs, _ := os.ReadFile(fixtures + "binary_input.tsv")
+	preds, _ := os.ReadFile(fixtures + "binary_pred.tsv")
+	rows := strings.Split(strings.TrimSpace(string(inputs)), "\n")[:20]
+	want := strings.Split(strings.TrimSpace(string(preds)), "\n")[:20]
+	var data []string
+	for _, r := range rows {
+		for _, v := range strings.Split(r, "\t") {
+			if v == "nan" {
+				v = `"NaN"`
+			}
+			data = append(data, v)
+		}
+	}
+	width := len(strings.Split(rows[0], "\t"))
+	body := fmt.Sprintf(`{"inputs":[{"name":"x","datatype":"FP64","shape":[%d,%d],"data":[%s]}]}`, len(rows), width, strings.Join(data, ","))
+	var out struct {
+		ModelVersion string `json:"model_version"`
+		Outputs      []struct {
+			Name string    `json:"name"`
+			Data []float64 `json:"data"`
+		} `json:"outputs"`
+	}
+	waitUntil(t, "serving the imported model", func() bool {
+		resp, err := http.Post(serving+"/v2/models/"+name+"/infer", "application/json", strings.NewReader(body))
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return false
+		}
+		return json.Unmarshal(b, &out) == nil
+	})
+	worst := 0.0
+	for i, w := range want {
+		var x float64
+		fmt.Sscan(w, &x)
+		worst = math.Max(worst, math.Abs(out.Outputs[0].Data[i]-x))
+	}
+	if out.ModelVersion != "1" || worst > 1e-6 {
+		t.Fatalf("imported XGBoost model over V2: version %s, worst difference from XGBoost's own predictions %g", out.ModelVersion, worst)
+	}
+	t.Logf("imported XGBoost model: 20 rows with missing values over V2, worst |Δ| from XGBoost %.2g", worst)
 }

@@ -220,6 +220,7 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	checkServingFirstChampion(t, "http://"+addr["SERVING"], model, chConn)
 	checkBatchScoring(t, vars, modelsDir, model, chConn)
 	checkOpenInference(t, "http://"+addr["SERVING"], vars["FLYWHEEL_SERVING_GRPC_ADDR"], model)
+	checkImportedXGBoost(t, vars, "http://"+addr["SERVING"], registry0(addr), model[:min(len(model), 55)]+"_xgb")
 
 	// A drift event delivered twice and a second event inside the cooldown: one retrain.
 	p := kafkax.NewProducer(kcfg)
@@ -300,6 +301,8 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 	t.Logf("aliases after the drift retrain: %v; validate: %s", versions.Aliases, b)
 	checkMonitorDetectsAShift(t, "http://"+addr["SERVING"], model, chConn, hook)
 }
+
+func registry0(addr map[string]string) string { return "http://" + addr["REGISTRY"] }
 
 // labelAt is an hour after the payment, but never in the future.
 func labelAt(at, now time.Time) time.Time {

@@ -77,6 +77,7 @@ with the promote scope.`,
 		modelsRollbackCommand(opts, lookup),
 		modelsHistoryCommand(opts, lookup),
 		modelsValidateCommand(opts, lookup),
+		modelsImportCommand(opts, lookup),
 	)
 	return root
 }

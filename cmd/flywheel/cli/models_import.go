@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flywheel-ml/flywheel/ml/artifact"
+	"github.com/flywheel-ml/flywheel/ml/forest"
+	"github.com/flywheel-ml/flywheel/ml/forest/lightgbm"
+	"github.com/flywheel-ml/flywheel/ml/forest/xgboost"
+	"github.com/flywheel-ml/flywheel/platform/config"
+	"github.com/flywheel-ml/flywheel/services/registry/client"
+)
+
+// importedModel reads a model file another tool wrote into a Flywheel artifact.
+func importedModel(name, format, file string, categorical []string, threshold float64) (*artifact.Artifact, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var m *forest.Model
+	var features []string
+	switch format {
+	case "lightgbm":
+		m, features, err = lightgbm.Parse(bytes.NewReader(data))
+	case "xgboost":
+		m, features, err = xgboost.Parse(data)
+	default:
+		return nil, fmt.Errorf("--format %q: lightgbm (model.txt) or xgboost (save_model JSON)", format)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a %s model this build reads: %w", file, format, err)
+	}
+	isCat := make([]bool, len(features))
+	for i, c := range m.CategoricalFeatures() {
+		if i < len(isCat) {
+			isCat[i] = c
+		}
+	}
+	for _, c := range categorical {
+		found := false
+		for i, f := range features {
+			if f == c {
+				isCat[i], found = true, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("--categorical %q: the model has no such feature (it has %s)", c, strings.Join(features, ", "))
+		}
+	}
+	task := "regression"
+	switch {
+	case m.Transform == forest.Softmax:
+		task = "multiclass"
+	case m.Transform == forest.Sigmoid && m.NumClasses() <= 1:
+		task = "binary"
+	}
+	return artifact.FromForest(name, format, m, features, isCat, task, threshold)
+}
+
+func modelsImportCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Command {
+	var format, alias, reason string
+	var categorical []string
+	var threshold float64
+	cmd := &cobra.Command{
+		Use:   "import NAME FILE --format lightgbm|xgboost",
+		Short: "Register a model trained by LightGBM or XGBoost as a version serving can serve",
+		Long: `Reads a LightGBM text model (model.txt, save_model) or an XGBoost JSON model (save_model to
+.json), converts it to a Flywheel model artifact (its predictions equal the original's: see
+ml/README.md, "Imported models"), and registers it as the next version of NAME, with the
+artifact's sha256, in a registry run tagged with the source. With --alias the version is
+aliased at once (champion needs the promote scope), and serving picks it up.
+
+Inputs keep the model's feature names; serving reads them from the request (an imported model
+has no feature-store inputs) and categorical ones as integer codes. Imported versions carry no
+reference profile, so the monitor cannot judge their drift.`,
+		Example: `  flywheel models import fraud_lgbm model.txt --format lightgbm
+  flywheel models import churn model.json --format xgboost --alias challenger --reason "offline AUC 0.91"`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, file := args[0], args[1]
+			a, err := importedModel(name, format, file, categorical, threshold)
+			if err != nil {
+				return err
+			}
+			body, err := artifact.Encode(a)
+			if err != nil {
+				return err
+			}
+			digest := artifact.ContentHash(body)
+			rc, err := opts.client(lookup)
+			if err != nil {
+				return err
+			}
+			reg := client.New(rc.base, rc.token, "flywheel-cli", &http.Client{Timeout: opts.timeout})
+			ctx := cmd.Context()
+			if err := reg.EnsureModel(ctx, name); err != nil {
+				return fmt.Errorf("registered model %s: %w", name, err)
+			}
+			exp, err := reg.EnsureExperiment(ctx, name)
+			if err != nil {
+				return fmt.Errorf("experiment %s: %w", name, err)
+			}
+			run, err := reg.CreateRun(ctx, exp, "import-"+filepath.Base(file), map[string]string{"flywheel.imported_from": format,
+				"flywheel.source_file": filepath.Base(file)})
+			if err != nil {
+				return fmt.Errorf("registry run: %w", err)
+			}
+			if err := reg.PutArtifact(ctx, run.ArtifactURI, "model/model.flywheel", body); err != nil {
+				return fmt.Errorf("store the artifact: %w", err)
+			}
+			if err := reg.EndRun(ctx, run.ID, "FINISHED"); err != nil {
+				return err
+			}
+			fields := make([]client.Field, len(a.Signature))
+			for i, f := range a.Signature {
+				fields[i] = client.Field{Name: f.Name, Type: f.Kind}
+			}
+			v, err := reg.CreateVersion(ctx, name, client.NewVersion{Source: run.ArtifactURI + "/model", RunID: run.ID,
+				Description: fmt.Sprintf("imported from %s (%s)", filepath.Base(file), format),
+				Tags:        map[string]string{"flywheel.artifact_sha256": digest, "flywheel.imported_from": format},
+				Signature:   fields})
+			if err != nil {
+				return fmt.Errorf("register the version: %w", err)
+			}
+			if alias != "" {
+				if reason == "" {
+					reason = "imported from " + filepath.Base(file)
+				}
+				if err := reg.MoveAlias(ctx, name, alias, v.Version, reason); err != nil {
+					return fmt.Errorf("version %d registered, but moving %s failed: %w", v.Version, alias, err)
+				}
+			}
+			if opts.output == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), []byte(fmt.Sprintf(`{"model":%q,"version":%d,"sha256":%q,"task":%q,"inputs":%d,"alias":%q}`,
+					name, v.Version, digest, a.Task, len(a.Signature), alias)))
+			}
+			cmd.Printf("%s version %d: %s %s model, %d inputs, sha256 %s", name, v.Version, format, a.Task, len(a.Signature), digest[:12])
+			if alias != "" {
+				cmd.Printf(", now %s", alias)
+			}
+			cmd.Println()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "lightgbm or xgboost")
+	cmd.Flags().StringSliceVar(&categorical, "categorical", nil, "features to treat as categorical codes beyond those the model's splits say")
+	cmd.Flags().Float64Var(&threshold, "threshold", 0.5, "binary models: score at or above → label 1")
+	cmd.Flags().StringVar(&alias, "alias", "", "alias the new version at once (champion or challenger)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded with the alias move")
+	_ = cmd.MarkFlagRequired("format")
+	return cmd
+}
