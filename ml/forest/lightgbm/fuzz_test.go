@@ -20,6 +20,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("tree\nversion=v3\nnum_class=1\nmax_feature_idx=0\nobjective=regression\nfeature_names=a\nTree=0\nnum_leaves=1\nleaf_value=1\n"))
 	f.Add([]byte("tree\nversion=v3\nnum_class=1\nmax_feature_idx=1\nobjective=binary sigmoid:2\nfeature_names=a b\nTree=0\nnum_leaves=2\nnum_cat=1\n" +
 		"split_feature=1\nthreshold=0\ndecision_type=1\nleft_child=-1\nright_child=-2\nleaf_value=1 2\ncat_boundaries=0 1\ncat_threshold=5\n"))
+	f.Add([]byte("tree\nversion=v4\nnum_class=2\nnum_tree_per_iteration=2\nmax_feature_idx=0\nobjective=multiclassova num_class:2 sigmoid:1.5\n" +
+		"average_output\nfeature_names=a\nfeature_infos=1:2\n\nTree=0\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold=1e-36\ndecision_type=4\n" +
+		"left_child=-1\nright_child=-2\nleaf_value=1 2\n\nTree=1\nnum_leaves=1\nnum_cat=0\nleaf_value=3\n\nend of trees\n\nparameters:\n" +
+		"[boosting: rf]\n[objective: multiclassova]\n[categorical_feature: 0]\nend of parameters\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, names, err := lightgbm.Parse(bytes.NewReader(b))
 		if err != nil {

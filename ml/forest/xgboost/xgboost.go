@@ -1,15 +1,25 @@
-// Package xgboost reads XGBoost's JSON model format (Booster.save_model("m.json"), 1.x) into
-// a forest.Model that predicts what XGBoost predicts.
+// Package xgboost reads XGBoost's JSON model format (save_model("m.json"), 1.x) into a
+// forest.Model that predicts what XGBoost 1.7 predicts, in its float32 arithmetic.
 //
-// Supported: gbtree boosters (num_parallel_tree ≥ 1), numeric splits (float32 x < t, NaN
-// takes the default direction), categorical splits (categories listed go right), objectives
-// binary:logistic, reg:logistic (sigmoid), binary:logitraw, reg:squarederror and the other
-// identity regressions, rank:*, count:poisson, reg:gamma, reg:tweedie, survival:cox (exp),
-// multi:softprob and multi:softmax (both served as softmax probabilities). base_score is read
-// in output space and turned into a margin by the objective's inverse link. When
-// learner.attributes.best_iteration is set, only the trees of the first best_iteration+1
-// rounds are kept, as XGBoost 1.7's scikit-learn predict does. Refused: gblinear and dart
-// boosters, vector leaves, other objectives.
+// Supported: gbtree boosters (num_parallel_tree ≥ 1) and dart boosters (each tree's leaves
+// multiplied by its weight_drop in float32, as Booster.predict on a DMatrix does); numeric
+// splits (float32(x) < float32(t) goes left, NaN the default side), categorical splits
+// (listed categories go right); objectives binary:logistic, reg:logistic (sigmoid),
+// binary:logitraw, reg:squarederror and the other identity regressions, rank:*,
+// count:poisson, reg:gamma, reg:tweedie, survival:cox (exp), multi:softprob and
+// multi:softmax (both served as the softmax probabilities; XGBoost's multi:softmax predict
+// returns their argmax). base_score is read in output space and turned into a margin by the
+// objective's inverse link in float32, as XGBoost does.
+//
+// best_iteration: XGBoost 1.7's Booster.predict (and the C API) uses every tree whatever
+// the learner's best_iteration attribute says; its scikit-learn wrapper's predict and
+// predict_proba use the first best_iteration+1 rounds when the attribute is set (it is set
+// after every scikit-learn fit, to the last round without early stopping). Parse follows
+// the scikit-learn wrapper, the way most saved models are used; ParseWith with
+// Options.AllTrees follows Booster.predict.
+//
+// Refused with an error saying why: gblinear boosters, vector leaves (multi-target trees),
+// UBJSON and the old binary format, other objectives, more than MaxFeatures features.
 package xgboost
 
 import (
@@ -45,27 +55,108 @@ func (f *flag) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// f32 is a float32 read as XGBoost reads numbers: a decimal rounded to float32 directly,
+// or NaN, Infinity, -Infinity (which XGBoost writes bare and normalize turns into strings).
+type f32 float32
+
+func (f *f32) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case `"NaN"`:
+		*f = f32(math.NaN())
+	case `"Infinity"`, `"+Infinity"`:
+		*f = f32(math.Inf(1))
+	case `"-Infinity"`:
+		*f = f32(math.Inf(-1))
+	default:
+		v, err := strconv.ParseFloat(string(b), 32)
+		if err != nil {
+			return fmt.Errorf("%s is not a float32", b)
+		}
+		*f = f32(v)
+	}
+	return nil
+}
+
+// normalize quotes the bare NaN, Infinity, +Infinity and -Infinity XGBoost's JSON writer
+// emits (its categorical splits have NaN conditions), which encoding/json refuses; strings
+// are copied as they are. The input is returned unchanged when it has none.
+func normalize(data []byte) []byte {
+	if !bytes.Contains(data, []byte("NaN")) && !bytes.Contains(data, []byte("Infinity")) {
+		return data
+	}
+	out := make([]byte, 0, len(data)+len(data)/8)
+	inString, escaped := false, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if inString {
+			out = append(out, c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		if c == '"' {
+			inString = true
+			out = append(out, c)
+			continue
+		}
+		if tok := bareToken(data[i:]); tok != "" {
+			out = append(append(append(out, '"'), tok...), '"')
+			i += len(tok) - 1
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// bareToken is the NaN or infinity b starts with, or "".
+func bareToken(b []byte) string {
+	for _, tok := range []string{"NaN", "Infinity", "-Infinity", "+Infinity"} {
+		if bytes.HasPrefix(b, []byte(tok)) {
+			return tok
+		}
+	}
+	return ""
+}
+
 type tree struct {
-	LeftChildren      []int32   `json:"left_children"`
-	RightChildren     []int32   `json:"right_children"`
-	SplitIndices      []int32   `json:"split_indices"`
-	SplitConditions   []float64 `json:"split_conditions"`
-	DefaultLeft       []flag    `json:"default_left"`
-	SplitType         []int     `json:"split_type"`
-	Categories        []int64   `json:"categories"`
-	CategoriesNodes   []int32   `json:"categories_nodes"`
-	CategoriesSegment []int64   `json:"categories_segments"`
-	CategoriesSizes   []int64   `json:"categories_sizes"`
+	LeftChildren      []int32 `json:"left_children"`
+	RightChildren     []int32 `json:"right_children"`
+	SplitIndices      []int32 `json:"split_indices"`
+	SplitConditions   []f32   `json:"split_conditions"`
+	DefaultLeft       []flag  `json:"default_left"`
+	SplitType         []int   `json:"split_type"`
+	Categories        []int64 `json:"categories"`
+	CategoriesNodes   []int32 `json:"categories_nodes"`
+	CategoriesSegment []int64 `json:"categories_segments"`
+	CategoriesSizes   []int64 `json:"categories_sizes"`
 	TreeParam         struct {
 		NumNodes       string `json:"num_nodes"`
 		SizeLeafVector string `json:"size_leaf_vector"`
 	} `json:"tree_param"`
 }
 
+type gbtreeModel struct {
+	Param struct {
+		NumParallelTree string `json:"num_parallel_tree"`
+		NumTrees        string `json:"num_trees"`
+		SizeLeafVector  string `json:"size_leaf_vector"`
+	} `json:"gbtree_model_param"`
+	TreeInfo []int32 `json:"tree_info"`
+	Trees    []tree  `json:"trees"`
+}
+
 type file struct {
 	Learner struct {
 		Attributes         map[string]string `json:"attributes"`
 		FeatureNames       []string          `json:"feature_names"`
+		FeatureTypes       []string          `json:"feature_types"`
 		LearnerModelParams struct {
 			BaseScore  string `json:"base_score"`
 			NumClass   string `json:"num_class"`
@@ -76,24 +167,33 @@ type file struct {
 			Name string `json:"name"`
 		} `json:"objective"`
 		GradientBooster struct {
-			Name  string `json:"name"`
-			Model struct {
-				Param struct {
-					NumParallelTree string `json:"num_parallel_tree"`
-					NumTrees        string `json:"num_trees"`
-				} `json:"gbtree_model_param"`
-				TreeInfo []int32 `json:"tree_info"`
-				Trees    []tree  `json:"trees"`
-			} `json:"model"`
+			Name   string      `json:"name"`
+			Model  gbtreeModel `json:"model"` // gbtree
+			Gbtree struct {    // dart: the trees, and a weight per tree
+				Model gbtreeModel `json:"model"`
+			} `json:"gbtree"`
+			WeightDrop []f32 `json:"weight_drop"`
 		} `json:"gradient_booster"`
 	} `json:"learner"`
 	Version []int `json:"version"`
 }
 
+// Options change what ParseWith keeps.
+type Options struct {
+	// AllTrees keeps every tree, as Booster.predict does, instead of the first
+	// best_iteration+1 rounds the scikit-learn wrapper predicts with.
+	AllTrees bool
+}
+
 // Parse reads an XGBoost JSON model and returns it with its feature names (f0, f1, … when
-// the model has none).
+// the model has none), keeping the rounds the scikit-learn wrapper predicts with.
 func Parse(data []byte) (*forest.Model, []string, error) {
-	m, names, err := parse(data)
+	return ParseWith(data, Options{})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(data []byte, o Options) (*forest.Model, []string, error) {
+	m, names, err := parse(data, o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("xgboost: %w", err)
 	}
@@ -108,28 +208,34 @@ func atoi(what, s string, lo, hi int) (int, error) {
 	return v, nil
 }
 
-func parse(data []byte) (*forest.Model, []string, error) {
+func parse(data []byte, o Options) (*forest.Model, []string, error) {
 	if len(data) > MaxBytes {
 		return nil, nil, fmt.Errorf("model is %d bytes, more than %d", len(data), MaxBytes)
 	}
-	if b := bytes.TrimSpace(data); len(b) > 0 && b[0] != '{' {
+	if b := bytes.TrimSpace(data); len(b) == 0 || b[0] != '{' {
 		return nil, nil, errors.New("not an XGBoost JSON model (UBJSON and the old binary format are not read; save_model(\"m.json\"))")
 	}
 	var f file
-	if err := json.Unmarshal(data, &f); err != nil {
+	if err := json.Unmarshal(normalize(data), &f); err != nil {
 		return nil, nil, fmt.Errorf("not an XGBoost JSON model: %w", err)
 	}
 	l := &f.Learner
-	switch l.GradientBooster.Name {
+	gb := &l.GradientBooster
+	g := &gb.Model
+	var weights []f32
+	switch gb.Name {
 	case "gbtree":
 	case "dart":
-		return nil, nil, errors.New("dart boosters are not supported (their trees carry drop weights); retrain with booster=gbtree")
+		g, weights = &gb.Gbtree.Model, gb.WeightDrop
+		if len(weights) != len(g.Trees) {
+			return nil, nil, fmt.Errorf("dart booster with %d weight_drop values for %d trees", len(weights), len(g.Trees))
+		}
 	case "gblinear":
 		return nil, nil, errors.New("gblinear boosters are not supported (not a tree model)")
 	case "":
 		return nil, nil, errors.New("no learner.gradient_booster.name (not an XGBoost JSON model?)")
 	default:
-		return nil, nil, fmt.Errorf("booster %q is not supported", l.GradientBooster.Name)
+		return nil, nil, fmt.Errorf("booster %q is not supported", gb.Name)
 	}
 	p := l.LearnerModelParams
 	nf, err := atoi("num_feature", p.NumFeature, 1, MaxFeatures)
@@ -163,12 +269,20 @@ func parse(data []byte) (*forest.Model, []string, error) {
 	} else if len(names) != nf {
 		return nil, nil, fmt.Errorf("%d feature names for num_feature %d", len(names), nf)
 	}
-	g := &l.GradientBooster.Model
+	if len(l.FeatureTypes) != 0 && len(l.FeatureTypes) != nf {
+		return nil, nil, fmt.Errorf("%d feature types for num_feature %d", len(l.FeatureTypes), nf)
+	}
 	if len(g.TreeInfo) != len(g.Trees) {
 		return nil, nil, fmt.Errorf("%d trees but tree_info has %d entries", len(g.Trees), len(g.TreeInfo))
 	}
+	if len(g.Trees) == 0 {
+		return nil, nil, errors.New("no trees")
+	}
 	if len(g.Trees) > forest.MaxTrees {
 		return nil, nil, fmt.Errorf("%d trees, more than %d", len(g.Trees), forest.MaxTrees)
+	}
+	if s := g.Param.SizeLeafVector; s != "" && s != "0" {
+		return nil, nil, errors.New("vector leaves (multi-target trees, size_leaf_vector) are not supported")
 	}
 	npt := 1
 	if s := g.Param.NumParallelTree; s != "" {
@@ -177,7 +291,7 @@ func parse(data []byte) (*forest.Model, []string, error) {
 		}
 	}
 	use := len(g.Trees)
-	if s, ok := l.Attributes["best_iteration"]; ok {
+	if s, ok := l.Attributes["best_iteration"]; ok && !o.AllTrees {
 		best, err := atoi("best_iteration", s, 0, forest.MaxTrees)
 		if err != nil {
 			return nil, nil, err
@@ -185,13 +299,38 @@ func parse(data []byte) (*forest.Model, []string, error) {
 		use = min(use, (best+1)*k*npt)
 	}
 	m := forest.New(nf, k, transform)
+	m.Trainer = forest.XGBoost
+	m.Float32 = true
 	for i := range m.BaseScore {
 		m.BaseScore[i] = margin
+	}
+	for i, t := range l.FeatureTypes {
+		switch t {
+		case "c":
+			if m.Categorical == nil {
+				m.Categorical = make([]bool, nf)
+			}
+			m.Categorical[i] = true
+		case "q", "float", "int", "i", "int64", "float32", "float64":
+		default:
+			return nil, nil, fmt.Errorf("feature %d has type %q", i, t)
+		}
 	}
 	for t := range use {
 		nodes, err := convert(&g.Trees[t], nf)
 		if err != nil {
 			return nil, nil, fmt.Errorf("tree %d: %w", t, err)
+		}
+		if weights != nil {
+			w := float32(weights[t])
+			if math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
+				return nil, nil, fmt.Errorf("tree %d: weight_drop %v", t, w)
+			}
+			for i := range nodes {
+				if nodes[i].Feature < 0 {
+					nodes[i].Value = float64(float32(nodes[i].Value) * w) // a float32 product, as XGBoost's
+				}
+			}
 		}
 		if err := m.AppendTree(nodes, int(g.TreeInfo[t])); err != nil {
 			return nil, nil, fmt.Errorf("tree %d: %w", t, err)
@@ -204,7 +343,7 @@ func parse(data []byte) (*forest.Model, []string, error) {
 }
 
 // objective gives the transform and the margin of base score bs (output space), computed
-// in float32 as XGBoost does.
+// in float32 as XGBoost's ProbToMargin does.
 func objective(name string, bs float32, k int) (string, float64, error) {
 	one := func(t string, margin float32) (string, float64, error) {
 		if k != 1 {
@@ -254,16 +393,13 @@ func convert(t *tree, nf int) ([]forest.TreeNode, error) {
 	nodes := make([]forest.TreeNode, n)
 	for i := range n {
 		nd := &nodes[i]
-		c := t.SplitConditions[i]
-		if math.IsNaN(c) {
-			return nil, fmt.Errorf("node %d has split condition NaN", i)
-		}
+		c := float64(t.SplitConditions[i])
 		if t.LeftChildren[i] == -1 {
-			if math.IsInf(c, 0) {
+			if math.IsNaN(c) || math.IsInf(c, 0) {
 				return nil, fmt.Errorf("leaf %d has value %v", i, c)
 			}
 			nd.Feature = -1
-			nd.Value = float64(float32(c))
+			nd.Value = c
 			continue
 		}
 		if f := t.SplitIndices[i]; f < 0 || int(f) >= nf {
@@ -272,18 +408,16 @@ func convert(t *tree, nf int) ([]forest.TreeNode, error) {
 		nd.Feature = t.SplitIndices[i]
 		nd.Left, nd.Right = t.LeftChildren[i], t.RightChildren[i]
 		nd.DefaultLeft = bool(t.DefaultLeft[i])
-		nd.Missing = forest.MissingNaN
 		nd.Kind = forest.NumLT32
-		nd.Threshold = float64(float32(c))
-		if len(t.SplitType) == n {
-			switch t.SplitType[i] {
-			case 0:
-			case 1:
-				nd.Kind = forest.CatRight
-				nd.Threshold = 0
-			default:
+		if len(t.SplitType) == n && t.SplitType[i] != 0 {
+			if t.SplitType[i] != 1 {
 				return nil, fmt.Errorf("node %d has split_type %d", i, t.SplitType[i])
 			}
+			nd.Kind = forest.CatRight // its condition (NaN) is not used
+		} else if math.IsNaN(c) || math.IsInf(c, 0) {
+			return nil, fmt.Errorf("node %d splits at %v", i, c)
+		} else {
+			nd.Threshold = c
 		}
 	}
 	// Categorical sets: categories[segments[j] : segments[j]+sizes[j]] for node nodes[j].
