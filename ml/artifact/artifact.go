@@ -58,7 +58,8 @@ type Feature struct {
 type Artifact struct {
 	Format    int                `json:"format"`
 	Model     string             `json:"model"`
-	Task      string             `json:"task"` // binary, regression, or multiclass (forests)
+	Task      string             `json:"task"`              // binary, regression, or multiclass (forests)
+	Classes   int                `json:"classes,omitempty"` // multiclass: how many (≥ 2); omitted otherwise, so older artifacts keep their bytes
 	Algorithm string             `json:"algorithm"`
 	Signature []Feature          `json:"signature"`
 	Threshold float64            `json:"threshold,omitempty"` // binary: score at or above → 1
@@ -73,7 +74,9 @@ type Artifact struct {
 }
 
 // Predictor scores one row of raw feature values in signature order (NaN missing,
-// categorical codes): a probability for binary models, a value for regression.
+// categorical codes): a probability for binary models, a value for regression, class 0's
+// probability for multiclass ones (whose predictor, a *forest.Model, also has
+// PredictInto for all classes).
 type Predictor interface {
 	Predict(row []float64) float64
 }
@@ -145,6 +148,11 @@ func Decode(b []byte) (*Artifact, error) {
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
+	if a.Forest != nil {
+		if err := a.Forest.Validate(len(a.Signature)); err != nil { // prepares it for scoring
+			return nil, fmt.Errorf("artifact: %w", err)
+		}
+	}
 	return &a, nil
 }
 
@@ -163,6 +171,9 @@ func (a *Artifact) validate() error {
 	}
 	if a.Task != "binary" && a.Task != "regression" && !(a.Task == Multiclass && isForest(a.Algorithm)) {
 		return fmt.Errorf("artifact: task %q is not binary or regression (multiclass: imported forests only)", a.Task)
+	}
+	if (a.Task == Multiclass) != (a.Classes != 0) || (a.Task == Multiclass && a.Classes < 2) {
+		return fmt.Errorf("artifact: %d classes for a %s task (multiclass: 2 or more; others: none)", a.Classes, a.Task)
 	}
 	if len(a.Signature) == 0 {
 		return errors.New("artifact: empty signature")
@@ -188,6 +199,9 @@ func (a *Artifact) validate() error {
 	}
 	if a.Task == "binary" && !(a.Threshold > 0 && a.Threshold < 1) {
 		return fmt.Errorf("artifact: binary threshold %v is not between 0 and 1", a.Threshold)
+	}
+	if a.Forest != nil && !isForest(a.Algorithm) {
+		return fmt.Errorf("artifact: algorithm %s with a forest", a.Algorithm)
 	}
 	switch a.Algorithm {
 	case GBDT:
@@ -221,6 +235,9 @@ func (a *Artifact) validate() error {
 			}
 		}
 	case LightGBM, XGBoost:
+		if a.GBDT != nil || a.Linear != nil {
+			return fmt.Errorf("artifact: algorithm %s with a gbdt or linear model", a.Algorithm)
+		}
 		if err := a.validateForest(); err != nil {
 			return err
 		}

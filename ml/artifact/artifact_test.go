@@ -112,6 +112,15 @@ func FuzzDecode(f *testing.F) {
 		f.Add(lin)
 		f.Add(lin[:len(lin)*2/3])
 	}
+	for _, trainer := range []string{artifact.LightGBM, artifact.XGBoost} {
+		for _, task := range []string{"binary", "regression", artifact.Multiclass} {
+			fb, err := artifact.Encode(forestArtifact(f, trainer, task))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(fb)
+		}
+	}
 	f.Add([]byte("flywheel-model 1\n{}"))
 	f.Add([]byte(`flywheel-model 1
 {"format":1,"model":"m","task":"binary","algorithm":"gbdt","threshold":0.5,"signature":[{"name":"a","kind":"numeric"}],"gbdt":{"objective":"binary","num_features":1,"features":[{}],"trees":[{"nodes":[{"f":0,"l":1,"r":2},{"f":-1},{"f":-1}]}]}}`))

@@ -8,37 +8,57 @@ import (
 )
 
 // Imported tree ensembles (ml/forest): models trained by LightGBM or XGBoost, scored by
-// Flywheel with the trainer's own split and missing-value rules.
+// Flywheel with the trainer's own split and missing-value rules. The algorithm is the
+// forest's Trainer.
 const (
-	LightGBM = "lightgbm"
-	XGBoost  = "xgboost"
+	LightGBM = forest.LightGBM
+	XGBoost  = forest.XGBoost
 )
 
-// Multiclass is the task of a forest with K ≥ 2 outputs (softmax or one-vs-all
-// probabilities); Predictor().Predict gives class 0's, forest.Model.PredictInto all K.
+// Multiclass is the task of a forest with Classes ≥ 2 outputs (softmax or one-vs-all
+// probabilities): Predictor().Predict gives class 0's probability, forest.Model's
+// PredictInto all of them.
 const Multiclass = "multiclass"
 
 func isForest(algorithm string) bool { return algorithm == LightGBM || algorithm == XGBoost }
 
-// FromForest builds an artifact around an imported forest: a signature of the model's
-// features in its order, numeric unless categorical[i] (categorical features have no
-// vocabulary: their values are the integer codes the model was trained on), the task
-// (binary, regression or multiclass) and, for binary models, the decision threshold.
-// Each feature's source is "request:<name>"; callers may change it before encoding.
-func FromForest(model, algorithm string, m *forest.Model, featureNames []string, categorical []bool, task string, threshold float64) (*Artifact, error) {
+// FromForest builds an artifact around an imported forest (lightgbm.Parse,
+// xgboost.Parse): algorithm the forest's trainer; task binary (one sigmoid output; the
+// threshold, in (0, 1), is its decision threshold), regression (one identity or exp output:
+// squared error, poisson, gamma, tweedie …) or multiclass (K ≥ 2 softmax or one-vs-all
+// sigmoid outputs, Classes K) — the threshold is ignored for the last two; a signature of the model's features in its order, each "request:<name>", categorical
+// for the features the trainer was told are categorical or splits on as categories (no
+// vocabulary: their values are the integer codes the model was trained on), numeric
+// otherwise (set m.Categorical to declare more). Callers may change sources, add defaults,
+// params, metrics and a profile before encoding. It validates m (which prepares it for
+// scoring). A forest with several identity or exp outputs (a custom objective's raw
+// scores) is refused: it is no classifier.
+func FromForest(model string, m *forest.Model, featureNames []string, threshold float64) (*Artifact, error) {
 	if m == nil {
 		return nil, errors.New("artifact: no forest")
 	}
 	if len(featureNames) != m.NumFeatures {
 		return nil, fmt.Errorf("artifact: %d feature names for a forest of %d features", len(featureNames), m.NumFeatures)
 	}
-	if categorical != nil && len(categorical) != m.NumFeatures {
-		return nil, fmt.Errorf("artifact: %d categorical flags for %d features", len(categorical), m.NumFeatures)
+	if !isForest(m.Trainer) {
+		return nil, fmt.Errorf("artifact: the forest has no trainer (%q; want %s or %s)", m.Trainer, LightGBM, XGBoost)
 	}
-	a := &Artifact{Format: Format, Model: model, Task: task, Algorithm: algorithm, Threshold: threshold, Forest: m}
+	if err := m.Validate(m.NumFeatures); err != nil {
+		return nil, fmt.Errorf("artifact: %w", err)
+	}
+	a := &Artifact{Format: Format, Model: model, Algorithm: m.Trainer, Forest: m}
+	switch {
+	case m.NumOutputs == 1 && m.Transform == forest.Sigmoid:
+		a.Task, a.Threshold = "binary", threshold
+	case m.NumOutputs == 1:
+		a.Task = "regression"
+	default:
+		a.Task, a.Classes = Multiclass, m.NumOutputs
+	}
+	cat := m.CategoricalFeatures()
 	for i, name := range featureNames {
 		kind := "numeric"
-		if categorical != nil && categorical[i] {
+		if cat[i] {
 			kind = "categorical"
 		}
 		a.Signature = append(a.Signature, Feature{Name: name, Kind: kind, Source: "request:" + name})
@@ -49,14 +69,18 @@ func FromForest(model, algorithm string, m *forest.Model, featureNames []string,
 	return a, nil
 }
 
-// validateForest checks the forest against the task and the signature.
+// validateForest checks the forest against the algorithm, the task and the signature. It
+// only reads the forest (Check): Encode runs it on artifacts that may be serving.
 func (a *Artifact) validateForest() error {
 	m := a.Forest
 	if m == nil {
 		return fmt.Errorf("artifact: algorithm %s without a forest", a.Algorithm)
 	}
-	if err := m.Validate(len(a.Signature)); err != nil {
+	if err := m.Check(len(a.Signature)); err != nil {
 		return fmt.Errorf("artifact: %w", err)
+	}
+	if m.Trainer != a.Algorithm {
+		return fmt.Errorf("artifact: algorithm %s with a forest trained by %q", a.Algorithm, m.Trainer)
 	}
 	switch a.Task {
 	case "binary":
@@ -68,13 +92,14 @@ func (a *Artifact) validateForest() error {
 			return fmt.Errorf("artifact: a regression task with a forest of %d outputs and transform %s (want 1 and identity or exp)", m.NumOutputs, m.Transform)
 		}
 	case Multiclass:
-		if m.NumOutputs < 2 || (m.Transform != forest.Softmax && m.Transform != forest.Sigmoid) {
-			return fmt.Errorf("artifact: a multiclass task with a forest of %d outputs and transform %s (want ≥ 2 and softmax or sigmoid)", m.NumOutputs, m.Transform)
+		if m.NumOutputs != a.Classes || (m.Transform != forest.Softmax && m.Transform != forest.Sigmoid) {
+			return fmt.Errorf("artifact: a multiclass task of %d classes with a forest of %d outputs and transform %s (want %d and softmax or sigmoid)",
+				a.Classes, m.NumOutputs, m.Transform, a.Classes)
 		}
 	}
 	for i, c := range m.CategoricalFeatures() {
 		if c && a.Signature[i].Kind != "categorical" {
-			return fmt.Errorf("artifact: the forest splits on feature %s as categorical, the signature says %s", a.Signature[i].Name, a.Signature[i].Kind)
+			return fmt.Errorf("artifact: the forest reads feature %s as categorical, the signature says %s", a.Signature[i].Name, a.Signature[i].Kind)
 		}
 	}
 	return nil

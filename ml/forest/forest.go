@@ -7,10 +7,11 @@
 // decoded model safe to score (every index in range, each left child right after its
 // parent and each right child after the left subtree, so walks terminate) and compiles the
 // nodes into a packed 16-byte layout that Predict walks without allocating. Validate
-// mutates the model: call it (the parsers and artifact.Decode do) before the model is
-// shared between goroutines; a validated model is then safe for concurrent scoring. A
-// model that was changed after Validate (AppendTree, edited fields) scores with a slower
-// walk over Nodes until it is validated again.
+// writes to the model: call it (the parsers and artifact.Decode do) before the model is
+// shared between goroutines; a validated model is then safe for concurrent scoring, and
+// Check, which only reads, may run beside it. A model changed after Validate must be validated
+// again: AppendTree drops the packed nodes (the model then scores with a slower walk over
+// Nodes), edited fields are not noticed. A model never validated may not be safe to score.
 package forest
 
 import (
@@ -143,7 +144,7 @@ type TreeNode struct {
 // out. It refuses indices out of range, cycles and nodes reached twice. Unreachable nodes
 // are dropped. The model scores slowly until Validate is called again.
 func (m *Model) AppendTree(nodes []TreeNode, out int) error {
-	m.packed, m.counts = nil, nil
+	m.packed, m.simple, m.counts = nil, false, nil
 	if len(nodes) == 0 {
 		return errors.New("tree has no nodes")
 	}
@@ -204,62 +205,85 @@ func (m *Model) AppendTree(nodes []TreeNode, out int) error {
 	return nil
 }
 
-// Validate checks the model can be scored safely with rows of numFeatures values and
-// prepares it for fast scoring; errors name the problem.
+// Validate checks the model can be scored safely with rows of numFeatures values (Check)
+// and prepares it for fast scoring, which writes to the model; errors name the problem.
 func (m *Model) Validate(numFeatures int) error {
-	m.packed, m.counts = nil, nil
+	m.packed, m.simple, m.counts = nil, false, nil
+	counts, err := m.check(numFeatures)
+	if err != nil {
+		return err
+	}
+	m.counts = counts
+	m.packed, m.simple = pack(m.Nodes)
+	return nil
+}
+
+// Check is Validate without preparing the model: it only reads it, so it may run while
+// other goroutines score.
+func (m *Model) Check(numFeatures int) error {
+	_, err := m.check(numFeatures)
+	return err
+}
+
+// check returns the trees per output.
+func (m *Model) check(numFeatures int) ([]float64, error) {
 	if m.NumFeatures != numFeatures {
-		return fmt.Errorf("forest: model reads %d features, signature has %d", m.NumFeatures, numFeatures)
+		return nil, fmt.Errorf("forest: model reads %d features, signature has %d", m.NumFeatures, numFeatures)
 	}
 	if m.NumFeatures < 1 || m.NumFeatures > MaxFeatures {
-		return fmt.Errorf("forest: %d features (want 1 to %d)", m.NumFeatures, MaxFeatures)
+		return nil, fmt.Errorf("forest: %d features (want 1 to %d)", m.NumFeatures, MaxFeatures)
 	}
 	switch m.Trainer {
 	case "", LightGBM, XGBoost:
 	default:
-		return fmt.Errorf("forest: unknown trainer %q", m.Trainer)
+		return nil, fmt.Errorf("forest: unknown trainer %q", m.Trainer)
 	}
 	if m.NumOutputs < 1 || m.NumOutputs > MaxOutputs {
-		return fmt.Errorf("forest: %d outputs (want 1 to %d)", m.NumOutputs, MaxOutputs)
+		return nil, fmt.Errorf("forest: %d outputs (want 1 to %d)", m.NumOutputs, MaxOutputs)
 	}
 	if len(m.BaseScore) != m.NumOutputs {
-		return fmt.Errorf("forest: %d base scores for %d outputs", len(m.BaseScore), m.NumOutputs)
+		return nil, fmt.Errorf("forest: %d base scores for %d outputs", len(m.BaseScore), m.NumOutputs)
 	}
 	for k, b := range m.BaseScore {
 		if math.IsNaN(b) || math.IsInf(b, 0) {
-			return fmt.Errorf("forest: base score %d is %v", k, b)
+			return nil, fmt.Errorf("forest: base score %d is %v", k, b)
 		}
 	}
 	if len(m.Categorical) != 0 && len(m.Categorical) != m.NumFeatures {
-		return fmt.Errorf("forest: %d categorical flags for %d features", len(m.Categorical), m.NumFeatures)
+		return nil, fmt.Errorf("forest: %d categorical flags for %d features", len(m.Categorical), m.NumFeatures)
 	}
 	switch m.Transform {
 	case Identity, Exp:
 	case Sigmoid:
 		if !(m.SigmoidScale > 0) || math.IsInf(m.SigmoidScale, 0) {
-			return fmt.Errorf("forest: sigmoid scale %v is not positive and finite", m.SigmoidScale)
+			return nil, fmt.Errorf("forest: sigmoid scale %v is not positive and finite", m.SigmoidScale)
 		}
 		if m.Float32 && m.SigmoidScale != 1 {
-			return fmt.Errorf("forest: sigmoid scale %v with float32 arithmetic (XGBoost's sigmoid has none)", m.SigmoidScale)
+			return nil, fmt.Errorf("forest: sigmoid scale %v with float32 arithmetic (XGBoost's sigmoid has none)", m.SigmoidScale)
 		}
 	case Softmax:
 		if m.NumOutputs < 2 {
-			return errors.New("forest: softmax with one output")
+			return nil, errors.New("forest: softmax with one output")
 		}
 	default:
-		return fmt.Errorf("forest: unknown transform %q", m.Transform)
+		return nil, fmt.Errorf("forest: unknown transform %q", m.Transform)
 	}
 	if len(m.Nodes) > MaxNodes || len(m.Roots) > MaxTrees {
-		return fmt.Errorf("forest: %d nodes and %d trees, more than %d or %d", len(m.Nodes), len(m.Roots), MaxNodes, MaxTrees)
+		return nil, fmt.Errorf("forest: %d nodes and %d trees, more than %d or %d", len(m.Nodes), len(m.Roots), MaxNodes, MaxTrees)
 	}
 	if len(m.TreeOutput) != len(m.Roots) {
-		return fmt.Errorf("forest: %d tree outputs for %d trees", len(m.TreeOutput), len(m.Roots))
+		return nil, fmt.Errorf("forest: %d tree outputs for %d trees", len(m.TreeOutput), len(m.Roots))
 	}
 	if len(m.Roots) == 0 {
-		return errors.New("forest: no trees")
+		return nil, errors.New("forest: no trees")
 	}
 	if len(m.CatBits) > MaxNodes {
-		return fmt.Errorf("forest: %d bitset words, more than %d", len(m.CatBits), MaxNodes)
+		return nil, fmt.Errorf("forest: %d bitset words, more than %d", len(m.CatBits), MaxNodes)
+	}
+	for t, r := range m.Roots {
+		if (t == 0 && r != 0) || (t > 0 && r <= m.Roots[t-1]) || int(r) >= len(m.Nodes) {
+			return nil, fmt.Errorf("forest: tree %d starts at node %d: want the first tree at 0, each after the one before, all before %d (the node count)", t, r, len(m.Nodes))
+		}
 	}
 	counts := make([]float64, m.NumOutputs)
 	for t, r := range m.Roots {
@@ -267,44 +291,39 @@ func (m *Model) Validate(numFeatures int) error {
 		if t+1 < len(m.Roots) {
 			end = m.Roots[t+1]
 		}
-		if (t == 0 && r != 0) || r >= end {
-			return fmt.Errorf("forest: tree %d starts at node %d, not after the previous tree and before %d", t, r, end)
-		}
 		if o := m.TreeOutput[t]; o < 0 || int(o) >= m.NumOutputs {
-			return fmt.Errorf("forest: tree %d adds to output %d of %d", t, o, m.NumOutputs)
+			return nil, fmt.Errorf("forest: tree %d adds to output %d of %d", t, o, m.NumOutputs)
 		}
 		counts[m.TreeOutput[t]]++
 		for i := r; i < end; i++ {
 			n := &m.Nodes[i]
 			if n.Feature < 0 {
 				if n.Feature != -1 {
-					return fmt.Errorf("forest: tree %d node %d has feature %d", t, i, n.Feature)
+					return nil, fmt.Errorf("forest: tree %d node %d has feature %d", t, i, n.Feature)
 				}
 				if math.IsNaN(n.Value) || math.IsInf(n.Value, 0) {
-					return fmt.Errorf("forest: tree %d leaf %d has value %v", t, i, n.Value)
+					return nil, fmt.Errorf("forest: tree %d leaf %d has value %v", t, i, n.Value)
 				}
 				continue
 			}
 			switch {
 			case int(n.Feature) >= numFeatures:
-				return fmt.Errorf("forest: tree %d node %d splits on feature %d of %d", t, i, n.Feature, numFeatures)
+				return nil, fmt.Errorf("forest: tree %d node %d splits on feature %d of %d", t, i, n.Feature, numFeatures)
 			case n.Left != i+1 || n.Right <= n.Left || n.Right >= end:
-				return fmt.Errorf("forest: tree %d node %d has children %d and %d: want the left child next (%d) and the right one after it inside the tree [%d, %d)", t, i, n.Left, n.Right, i+1, r, end)
+				return nil, fmt.Errorf("forest: tree %d node %d has children %d and %d: want the left child next (%d) and the right one after it inside the tree [%d, %d)", t, i, n.Left, n.Right, i+1, r, end)
 			case n.Kind > CatRight:
-				return fmt.Errorf("forest: tree %d node %d has split kind %d", t, i, n.Kind)
+				return nil, fmt.Errorf("forest: tree %d node %d has split kind %d", t, i, n.Kind)
 			case n.Missing > MissingNaN:
-				return fmt.Errorf("forest: tree %d node %d has missing type %d", t, i, n.Missing)
+				return nil, fmt.Errorf("forest: tree %d node %d has missing type %d", t, i, n.Missing)
 			case math.IsNaN(n.Threshold) || math.IsInf(n.Threshold, 0):
-				return fmt.Errorf("forest: tree %d node %d has threshold %v", t, i, n.Threshold)
+				return nil, fmt.Errorf("forest: tree %d node %d has threshold %v", t, i, n.Threshold)
 			case (n.Kind == CatLeft || n.Kind == CatRight) &&
 				(n.CatStart < 0 || n.CatLen < 0 || n.CatLen > MaxCatLen || int(n.CatStart)+int(n.CatLen) > len(m.CatBits)):
-				return fmt.Errorf("forest: tree %d node %d has bitset [%d, +%d) outside the %d words", t, i, n.CatStart, n.CatLen, len(m.CatBits))
+				return nil, fmt.Errorf("forest: tree %d node %d has bitset [%d, +%d) outside the %d words", t, i, n.CatStart, n.CatLen, len(m.CatBits))
 			}
 		}
 	}
-	m.counts = counts
-	m.packed, m.simple = pack(m.Nodes)
-	return nil
+	return counts, nil
 }
 
 // CategoricalFeatures reports which features are categorical: declared so (Categorical)

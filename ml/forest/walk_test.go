@@ -193,3 +193,37 @@ func TestFloat32Arithmetic(t *testing.T) {
 		t.Fatalf("probability %v, want %v", p, want)
 	}
 }
+
+// FuzzValidate: any JSON either fails Validate or gives a model that scores any row, and
+// Check agrees with Validate.
+func FuzzValidate(f *testing.F) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 4 {
+		m, _ := randomModel(rng, 2, 1+i%3, 3, i%2 == 0)
+		b, err := json.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m forest.Model
+		if json.Unmarshal(b, &m) != nil || m.NumFeatures > 64 {
+			return
+		}
+		checked := m.Check(m.NumFeatures)
+		if err := m.Validate(m.NumFeatures); (err == nil) != (checked == nil) {
+			t.Fatalf("Check %v, Validate %v", checked, err)
+		} else if err != nil {
+			return
+		}
+		out := make([]float64, m.NumOutputs)
+		row := make([]float64, m.NumFeatures)
+		for _, v := range []float64{0, math.NaN(), -1, 3, 1e300, math.Inf(-1)} {
+			for i := range row {
+				row[i] = v
+			}
+			m.PredictInto(row, out)
+		}
+	})
+}

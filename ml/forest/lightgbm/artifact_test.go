@@ -2,26 +2,34 @@ package lightgbm_test
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/flywheel-ml/flywheel/ml/artifact"
+	"github.com/flywheel-ml/flywheel/ml/forest"
 )
 
-// An imported LightGBM model survives the artifact round trip and scores the same.
+// An imported LightGBM model becomes a normal artifact — categorical features from the
+// model, codes without a vocabulary — that survives the round trip and scores the same.
 func TestArtifactRoundTrip(t *testing.T) {
 	m, names := load(t, "genlin_fmtp_poisson_Frequency.model")
-	cat := m.CategoricalFeatures()
-	if _, err := artifact.FromForest("freq", artifact.LightGBM, m, names, nil, "regression", 0); err == nil ||
-		!strings.Contains(err.Error(), "as categorical") {
-		t.Fatalf("categorical splits on numeric features: %v", err)
-	}
-	if _, err := artifact.FromForest("freq", artifact.LightGBM, m, names, cat, "binary", 0.5); err == nil {
-		t.Fatal("a poisson forest accepted as binary")
-	}
-	a, err := artifact.FromForest("freq", artifact.LightGBM, m, names, cat, "regression", 0)
+	a, err := artifact.FromForest("freq", m, names, 0.5) // the threshold is for binary models only
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a.Threshold != 0 {
+		t.Fatalf("threshold %v for a regression", a.Threshold)
+	}
+	a, err = artifact.FromForest("freq", m, names, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Algorithm != artifact.LightGBM || a.Task != "regression" {
+		t.Fatalf("algorithm %s, task %s", a.Algorithm, a.Task)
+	}
+	for i, f := range a.Signature {
+		if want := map[bool]string{true: "categorical", false: "numeric"}[i < 5]; f.Kind != want || f.Name != names[i] {
+			t.Fatalf("signature %d: %+v, want %s %s", i, f, want, names[i])
+		}
 	}
 	b, err := artifact.Encode(a)
 	if err != nil {
@@ -31,25 +39,36 @@ func TestArtifactRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Signature[0].Kind != "categorical" || d.Signature[5].Kind != "numeric" {
-		t.Fatalf("signature %+v", d.Signature)
-	}
-	b2, _ := artifact.Encode(d)
-	if artifact.ContentHash(b) != artifact.ContentHash(b2) {
+	if b2, _ := artifact.Encode(d); artifact.ContentHash(b) != artifact.ContentHash(b2) {
 		t.Fatal("re-encoding changed the bytes")
 	}
 	p := d.Predictor()
 	for i, row := range table(t, "genlin_fmtp_poisson_Frequency_features.tsv") {
-		if got, want := p.Predict(row), m.Predict(row); got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+		if got, want := p.Predict(row), m.Predict(row); math.Float64bits(got) != math.Float64bits(want) {
 			t.Fatalf("row %d: %v after the round trip, %v before", i, got, want)
 		}
 	}
 
-	mc, mnames := load(t, "lgmulticlass.model")
-	if _, err := artifact.FromForest("mc", artifact.LightGBM, mc, mnames, nil, artifact.Multiclass, 0); err != nil {
+	mc, mnames := load(t, "lg_kddcup99.model")
+	a, err = artifact.FromForest("kdd", mc, mnames, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := artifact.FromForest("mc", artifact.GBDT, mc, mnames, nil, artifact.Multiclass, 0); err == nil {
-		t.Fatal("multiclass accepted for a gbdt artifact")
+	if a.Task != artifact.Multiclass || a.Classes != 13 {
+		t.Fatalf("task %s, %d classes", a.Task, a.Classes)
+	}
+	b, _ = artifact.Encode(a)
+	if d, err = artifact.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	got, want := make([]float64, 13), make([]float64, 13)
+	for i, row := range table(t, "kddcup99_test.tsv") {
+		mc.PredictInto(row, want)
+		d.Predictor().(*forest.Model).PredictInto(row, got)
+		for k := range got {
+			if math.Float64bits(got[k]) != math.Float64bits(want[k]) {
+				t.Fatalf("row %d class %d: %v after the round trip, %v before", i, k, got[k], want[k])
+			}
+		}
 	}
 }
