@@ -22,24 +22,7 @@ const (
 // trainerClient is a client of the trainer service: --trainer-url, else $FLYWHEEL_TRAINER_URL,
 // else the default; the token and timeout are the registry options'.
 func trainerClient(opts *registryOptions, trainerURL string, lookup config.LookupFunc) (*registryClient, error) {
-	base, source := trainerURL, "--trainer-url"
-	if base == "" && lookup != nil {
-		v, _ := lookup(trainerURLEnv)
-		base, source = strings.TrimSpace(v), trainerURLEnv
-	}
-	if base == "" {
-		base = defaultTrainerURL
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s %q: want an http(s)://host:port base URL", source, base)
-	}
-	c, err := opts.client(lookup)
-	if err != nil {
-		return nil, err
-	}
-	c.base, c.hint = strings.TrimRight(base, "/"), "set --trainer-url or "+trainerURLEnv
-	return c, nil
+	return serviceClient(opts, trainerURL, "--trainer-url", trainerURLEnv, defaultTrainerURL, lookup)
 }
 
 type trainRun struct {
