@@ -141,8 +141,9 @@ type TreeNode struct {
 
 // AppendTree lays out a tree given as nodes with local child indices, rooted at nodes[0],
 // in depth-first preorder (each left child right after its parent), and adds it to output
-// out. It refuses indices out of range, cycles and nodes reached twice. Unreachable nodes
-// are dropped. The model scores slowly until Validate is called again.
+// out. It refuses indices out of range, cycles and nodes reached twice, leaving the model
+// as it was. Unreachable nodes are dropped. The model scores slowly until Validate is
+// called again.
 func (m *Model) AppendTree(nodes []TreeNode, out int) error {
 	m.packed, m.simple, m.counts = nil, false, nil
 	if len(nodes) == 0 {
@@ -154,7 +155,11 @@ func (m *Model) AppendTree(nodes []TreeNode, out int) error {
 	if len(m.Roots) >= MaxTrees || len(m.Nodes)+len(nodes) > MaxNodes {
 		return fmt.Errorf("more than %d trees or %d nodes", MaxTrees, MaxNodes)
 	}
-	start := len(m.Nodes)
+	start, cats := len(m.Nodes), len(m.CatBits)
+	fail := func(format string, a ...any) error { // leave the model as it was
+		m.Nodes, m.CatBits = m.Nodes[:start], m.CatBits[:cats]
+		return fmt.Errorf(format, a...)
+	}
 	seen := make([]bool, len(nodes))
 	type item struct {
 		local, parent int32
@@ -165,12 +170,10 @@ func (m *Model) AppendTree(nodes []TreeNode, out int) error {
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if it.local < 0 || int(it.local) >= len(nodes) {
-			m.Nodes = m.Nodes[:start]
-			return fmt.Errorf("child index %d out of range (tree has %d nodes)", it.local, len(nodes))
+			return fail("child index %d out of range (tree has %d nodes)", it.local, len(nodes))
 		}
 		if seen[it.local] {
-			m.Nodes = m.Nodes[:start]
-			return fmt.Errorf("node %d is reached twice (cycle or shared child)", it.local)
+			return fail("node %d is reached twice (cycle or shared child)", it.local)
 		}
 		seen[it.local] = true
 		idx := int32(len(m.Nodes))
@@ -188,8 +191,7 @@ func (m *Model) AppendTree(nodes []TreeNode, out int) error {
 			n = Node{Feature: -1, Value: n.Value}
 		} else if n.Kind == CatLeft || n.Kind == CatRight {
 			if len(tn.CatBits) > MaxCatLen {
-				m.Nodes = m.Nodes[:start]
-				return fmt.Errorf("categorical bitset of %d words, more than %d", len(tn.CatBits), MaxCatLen)
+				return fail("categorical bitset of %d words, more than %d", len(tn.CatBits), MaxCatLen)
 			}
 			n.CatStart, n.CatLen = int32(len(m.CatBits)), int32(len(tn.CatBits))
 			m.CatBits = append(m.CatBits, tn.CatBits...)

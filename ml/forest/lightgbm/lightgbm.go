@@ -1,12 +1,18 @@
-// Package lightgbm reads LightGBM's text model format (save_model, versions v2–v4) into a
-// forest.Model that predicts what LightGBM predicts.
+// Package lightgbm reads LightGBM's text model format (save_model, model.txt, versions
+// v2–v4) into a forest.Model that predicts what LightGBM predicts: the same float64 sums
+// of the same leaves in the same order, the same split rules (forest.NumLE and
+// forest.CatLeft, kZeroThreshold included) and the objective's ConvertOutput.
 //
-// Supported: gbdt, dart (saved with final leaf values) and random forest (average_output)
-// boosting; numeric splits with LightGBM's missing types (None, Zero, NaN) and default
-// directions; categorical bitset splits; objectives binary (sigmoid:s), multiclass (softmax),
-// multiclassova and cross_entropy (sigmoid), regression/l1/huber/fair/quantile/mape,
-// lambdarank/rank_xendcg (identity), poisson/gamma/tweedie (exp). Refused: linear trees,
-// reg_sqrt, cross_entropy_lambda, unknown objectives.
+// Supported: boosting gbdt, goss, dart (the file holds the final leaf values) and rf
+// (average_output); numeric splits with LightGBM's missing types (None, Zero, NaN) and
+// default directions; categorical bitset splits; objectives binary (sigmoid:s),
+// cross_entropy (sigmoid), multiclass (softmax), multiclassova (sigmoid:s),
+// regression/l1/huber/fair/quantile/mape and lambdarank/rank_xendcg (identity),
+// poisson/gamma/tweedie (exp), and no objective line (a custom objective: raw scores, as
+// LightGBM predicts them). The parameters section is checked against the header (boosting
+// rf ⇔ average_output, the objective's name) and read for linear_tree and
+// categorical_feature. Refused with an error saying why: linear trees, reg_sqrt,
+// cross_entropy_lambda, unknown objectives and boosting types, inconsistent trees.
 package lightgbm
 
 import (
@@ -142,12 +148,12 @@ func parse(data []byte) (*forest.Model, []string, error) {
 	if !ok {
 		// LightGBM writes no objective line for a custom objective and predicts raw
 		// scores; so do we, unless the parameters name a built-in objective (a damaged file).
-		if p := params["objective"]; p != "" && p != "custom" && p != "none" && p != "null" && p != "na" {
+		if p := params["objective"]; p != "" && canonical(p) != "custom" {
 			return nil, nil, fmt.Errorf("header has no objective but the parameters say objective %s", p)
 		}
 		obj = "custom"
-	} else if p := params["objective"]; p != "" && canonical(p) != canonical(strings.Fields(obj + " ?")[0]) {
-		return nil, nil, fmt.Errorf("header objective %q, parameters objective %q", obj, p)
+	} else if name, _, _ := strings.Cut(obj, " "); params["objective"] != "" && canonical(params["objective"]) != canonical(name) {
+		return nil, nil, fmt.Errorf("header objective %q, parameters objective %q", obj, params["objective"])
 	}
 	transform, scale, err := objective(obj, perIter)
 	if err != nil {
