@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,31 +38,21 @@ func importedModel(name, format, file string, categorical []string, threshold fl
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a %s model this build reads: %w", file, format, err)
 	}
-	isCat := make([]bool, len(features))
-	for i, c := range m.CategoricalFeatures() {
-		if i < len(isCat) {
-			isCat[i] = c
+	// --categorical declares features as category codes beyond those the model splits on as
+	// categories (FromForest reads m.Categorical)
+	if len(categorical) > 0 {
+		if len(m.Categorical) < len(features) {
+			m.Categorical = append(m.Categorical, make([]bool, len(features)-len(m.Categorical))...)
 		}
-	}
-	for _, c := range categorical {
-		found := false
-		for i, f := range features {
-			if f == c {
-				isCat[i], found = true, true
+		for _, c := range categorical {
+			i := slices.Index(features, c)
+			if i < 0 {
+				return nil, fmt.Errorf("--categorical %q: the model has no such feature (it has %s)", c, strings.Join(features, ", "))
 			}
-		}
-		if !found {
-			return nil, fmt.Errorf("--categorical %q: the model has no such feature (it has %s)", c, strings.Join(features, ", "))
+			m.Categorical[i] = true
 		}
 	}
-	task := "regression"
-	switch {
-	case m.Transform == forest.Softmax:
-		task = "multiclass"
-	case m.Transform == forest.Sigmoid && m.NumClasses() <= 1:
-		task = "binary"
-	}
-	return artifact.FromForest(name, format, m, features, isCat, task, threshold)
+	return artifact.FromForest(name, m, features, threshold)
 }
 
 func modelsImportCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Command {
