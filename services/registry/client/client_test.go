@@ -3,8 +3,11 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -121,5 +124,72 @@ func TestTrainerSequence(t *testing.T) {
 	}
 	if err := c.EndRun(ctx, run.ID, "FINISHED"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// SearchRuns against a real registry: MLflow filters on tags and start time, newest first,
+// only the experiments asked for, at most max, across pages, and the registry's refusal of a
+// bad filter as a *client.Error.
+func TestSearchRuns(t *testing.T) {
+	c := client.New(startRegistry(t), "", "trainer", nil)
+	ctx := testenv.Context(t)
+	exp, err := c.EnsureExperiment(ctx, "fraud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := c.EnsureExperiment(ctx, "churn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(exp, trigger string) client.RunInfo {
+		time.Sleep(3 * time.Millisecond) // distinct start times
+		r, err := c.CreateRun(ctx, exp, "retrain", map[string]string{"flywheel.trigger": trigger, "flywheel.coalesced": `["d,9"]`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := create(exp, "drift:d-1")
+	create(exp, "manual")
+	create(other, "drift:d-2")
+	second := create(exp, "drift:d-3")
+	if err := c.EndRun(ctx, second.ID, "FAILED"); err != nil {
+		t.Fatal(err)
+	}
+	const drift = "tags.`flywheel.trigger` LIKE 'drift:%'"
+	ids := func(rs []client.Run) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Info.ID)
+		}
+		return out
+	}
+	got, err := c.SearchRuns(ctx, []string{exp}, drift, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(got), []string{second.ID, first.ID}) {
+		t.Fatalf("drift runs of fraud, newest first: %v, want %v", ids(got), []string{second.ID, first.ID})
+	}
+	if r := got[0]; r.Tag("flywheel.trigger") != "drift:d-3" || r.Tag("flywheel.coalesced") != `["d,9"]` || r.Tag("absent") != "" ||
+		r.Info.Status != "FAILED" || r.Info.EndTime == 0 || r.Info.ExperimentID != exp || r.Info.StartTime < got[1].Info.StartTime {
+		t.Fatalf("a run's info and tags: %+v", r)
+	}
+	since, err := c.SearchRuns(ctx, []string{exp}, fmt.Sprintf("%s AND attributes.start_time >= %d", drift, got[0].Info.StartTime), 10)
+	if err != nil || !slices.Equal(ids(since), []string{second.ID}) {
+		t.Fatalf("filtered by start time: %v %v", ids(since), err)
+	}
+	if one, err := c.SearchRuns(ctx, []string{exp, other}, drift, 1); err != nil || !slices.Equal(ids(one), []string{second.ID}) {
+		t.Fatalf("at most max: %v %v", ids(one), err)
+	}
+	defer client.SetSearchPage(1)()
+	paged, err := c.SearchRuns(ctx, []string{exp, other}, drift, 10)
+	if err != nil || len(paged) != 3 || paged[0].Info.ID != second.ID || paged[2].Info.ID != first.ID {
+		t.Fatalf("three drift runs of both experiments a page at a time: %v %v", ids(paged), err)
+	}
+	if _, err := c.SearchRuns(ctx, []string{exp}, "tags.x LIKE", 10); err == nil {
+		t.Fatal("a bad filter is an error")
+	} else if e := (*client.Error)(nil); !errors.As(err, &e) || e.Status != 400 || e.Code != "INVALID_PARAMETER_VALUE" {
+		t.Fatalf("a bad filter is the registry's 400: %v", err)
 	}
 }

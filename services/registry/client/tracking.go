@@ -110,15 +110,20 @@ type Run struct {
 	Info struct {
 		ID           string `json:"run_id"`
 		ExperimentID string `json:"experiment_id"`
+		RunName      string `json:"run_name"`
 		Status       string `json:"status"`
-		StartTime    int64  `json:"start_time"`
+		StartTime    int64  `json:"start_time"`         // Unix milliseconds
+		EndTime      int64  `json:"end_time,omitempty"` // Unix milliseconds; 0 while the run runs
 	} `json:"info"`
 	Data struct {
-		Tags []struct {
-			Key   string `json:"key"`
-			Value string `json:"value"`
-		} `json:"tags"`
+		Tags []RunTag `json:"tags"`
 	} `json:"data"`
+}
+
+// RunTag is one tag of a run.
+type RunTag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // Tag returns the run's tag (empty when absent).
@@ -131,7 +136,12 @@ func (r Run) Tag(key string) string {
 	return ""
 }
 
-// SearchRuns returns up to max runs of the experiments matching an MLflow filter, newest first.
+// searchPage is the most runs asked for per runs/search call.
+var searchPage = 1000
+
+// SearchRuns returns up to max active runs of the experiments matching an MLflow filter
+// (the registry README's search filters; empty matches all), newest first by start time,
+// reading as many pages as it takes.
 func (c *Client) SearchRuns(ctx context.Context, experimentIDs []string, filter string, max int) ([]Run, error) {
 	var out []Run
 	token := ""
@@ -140,13 +150,13 @@ func (c *Client) SearchRuns(ctx context.Context, experimentIDs []string, filter 
 			Runs      []Run  `json:"runs"`
 			NextToken string `json:"next_page_token"`
 		}
-		req := map[string]any{"experiment_ids": experimentIDs, "filter": filter, "max_results": min(max-len(out), 1000),
+		req := map[string]any{"experiment_ids": experimentIDs, "filter": filter, "max_results": min(max-len(out), searchPage),
 			"order_by": []string{"attributes.start_time DESC"}}
 		if token != "" {
 			req["page_token"] = token
 		}
 		if err := c.postJSON(ctx, mlflow+"runs/search", req, &got); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("search runs: %w", err)
 		}
 		out = append(out, got.Runs...)
 		if got.NextToken == "" || len(got.Runs) == 0 {
