@@ -128,7 +128,13 @@ func Run(ctx context.Context, cfg Config) error {
 		Registry: reg, Learner: learner.Learner{}, Evaluate: learner.Evaluate, Book: book, CodeVersion: app.Version(), Log: rt.Log})
 	// Runs outlive the request that started them but not the service: they stop with it.
 	runCtx, stopRuns := context.WithCancel(context.WithoutCancel(ctx))
-	intake := triggers.New(runCtx, book, pipe, rt.Log)
+	intake := triggers.New(runCtx, book, pipe, rt.Log, rt.Registry)
+	// A drift event folded into a run is done only once the run's registry record says so.
+	intake.OnFolded(func(ctx context.Context, run *runs.Run) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return pipe.RecordCoalesced(ctx, run.ID)
+	})
 	rt.Group.Defer("training runs", func() error { stopRuns(); intake.Wait(); return nil })
 	httpapi.New(intake, book, pipe).Register(rt.HTTP)
 
@@ -145,16 +151,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	intake.OnCoalesced(func(run *runs.Run) {
-		if run.RegistryRunID == "" {
-			return
-		}
-		ctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
-		defer cancel()
-		if err := reg.LogBatch(ctx, run.RegistryRunID, nil, nil, map[string]string{pipeline.TagCoalesced: pipeline.CoalescedTag(run)}); err != nil {
-			rt.Log.Warn("record a coalesced drift event on its run", zap.String("run", run.ID), zap.Error(err))
-		}
-	})
 	drift, err := kafkax.NewConsumer(cfg.Kafka, kafkax.ConsumerConfig{GroupID: cfg.Trainer.Group, Topics: []string{schemas.TopicDrift}},
 		intake.DriftHandler(), producer, rt.Log, rt.Registry)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,7 +32,7 @@ const (
 	TagTrainerRun = "flywheel.trainer_run"
 	TagTrigger    = "flywheel.trigger"
 	TagTriggerAt  = "flywheel.trigger_at" // the trigger's time (a drift event's detection time), RFC 3339
-	TagCoalesced  = "flywheel.coalesced"  // drift event ids folded into the run, comma-separated (newest 200)
+	TagCoalesced  = "flywheel.coalesced"  // drift event ids folded into the run: a JSON array, newest within 8,000 bytes (CoalescedTag)
 	TagGates      = "flywheel.gates"
 	TagOutcome    = "flywheel.outcome"
 )
@@ -48,6 +49,9 @@ type Pipeline struct {
 	codeVersion string
 	now         func() time.Time
 	log         *zap.Logger
+
+	recordMu sync.Mutex        // one TagCoalesced write at a time
+	recorded map[string]string // run id → the TagCoalesced value the registry holds
 }
 
 // Deps are a pipeline's collaborators.
@@ -70,7 +74,8 @@ func New(d Deps) *Pipeline {
 		d.Now = time.Now
 	}
 	return &Pipeline{specs: d.Specs, events: d.Events, features: d.Features, registry: d.Registry, learner: d.Learner,
-		evaluate: d.Evaluate, book: d.Book, codeVersion: d.CodeVersion, now: d.Now, log: d.Log.Named("pipeline")}
+		evaluate: d.Evaluate, book: d.Book, codeVersion: d.CodeVersion, now: d.Now, log: d.Log.Named("pipeline"),
+		recorded: map[string]string{}}
 }
 
 // Outcome is what a finished run decided.
@@ -103,8 +108,17 @@ func (p *Pipeline) stage(run *runs.Run, stage string) {
 	p.log.Info("run stage", zap.String("run", run.ID), zap.String("model", run.Model), zap.String("stage", stage))
 }
 
-// CoalescedTag is the value of TagCoalesced for a run: the ids of the newest 200 drift events
-// folded into it (a tag holds at most 8,000 characters; older ones are past any cooldown).
+// MaxTagBytes is the registry's (MLflow's) limit on a tag value.
+const MaxTagBytes = 8000
+
+// CoalescedTag is the value of TagCoalesced for a run: the ids of the drift events folded
+// into it, as a JSON array of strings, oldest first, keeping the newest that fit in one tag
+// (MaxTagBytes; about 240 of the monitor's 30-character ids). One bounded tag rather than a
+// tag per id: a run's tags are read whole on every search, and MLflow caps a batch at 100
+// tags. Dropping the oldest ids is safe for the cooldown: an event coalesced into a run was
+// detected within that run's cooldown, and the book compares an event with the model's newest
+// drift run, which is no older; so after a restart it is still coalesced, only as "coalesced"
+// rather than "duplicate".
 func CoalescedTag(r *runs.Run) string {
 	var ids []string
 	for _, t := range r.Coalesced {
@@ -112,8 +126,82 @@ func CoalescedTag(r *runs.Run) string {
 			ids = append(ids, t.EventID)
 		}
 	}
-	ids = ids[max(0, len(ids)-200):]
-	return truncate(strings.Join(ids, ","), 7900)
+	// Newest first until the next id no longer fits: "[" + `"id"` joined by "," + "]".
+	size, from := 2, len(ids)
+	for i := len(ids) - 1; i >= 0; i-- {
+		n := len(jsonString(ids[i]))
+		if i < len(ids)-1 {
+			n++ // the comma
+		}
+		if size+n > MaxTagBytes {
+			break
+		}
+		size, from = size+n, i
+	}
+	if from == len(ids) {
+		return "[]"
+	}
+	parts := make([]string, 0, len(ids)-from)
+	for _, id := range ids[from:] {
+		parts = append(parts, jsonString(id))
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// ParseCoalesced reads a TagCoalesced value: a JSON array of ids, or the comma-separated
+// list that trainers before it wrote.
+func ParseCoalesced(v string) ([]string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(v, "[") {
+		var ids []string
+		if err := json.Unmarshal([]byte(v), &ids); err != nil {
+			return nil, fmt.Errorf("tag %s: %w", TagCoalesced, err)
+		}
+		return ids, nil
+	}
+	return strings.Split(v, ","), nil
+}
+
+func jsonString(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// RecordCoalesced writes the drift events folded into the run to its registry run (tag
+// TagCoalesced), so that after a restart they are still known. It writes the book's record as
+// it is when the write begins, one write at a time, and skips a write that would change
+// nothing; so the last call after a fold leaves the fold recorded, whatever the order of
+// concurrent calls. A run without a registry run yet records nothing: the pipeline calls this
+// as soon as it has created the registry run.
+func (p *Pipeline) RecordCoalesced(ctx context.Context, runID string) error {
+	p.recordMu.Lock()
+	defer p.recordMu.Unlock()
+	r, ok := p.book.Get(runID)
+	if !ok || r.RegistryRunID == "" {
+		return nil
+	}
+	v := CoalescedTag(r)
+	if v == p.recorded[runID] || (v == "[]" && p.recorded[runID] == "") {
+		return nil
+	}
+	if err := p.registry.LogBatch(ctx, r.RegistryRunID, nil, nil, map[string]string{TagCoalesced: v}); err != nil {
+		return fmt.Errorf("record the drift events coalesced into run %s: %w", runID, err)
+	}
+	if len(p.recorded) >= 4096 { // forget runs the book forgot
+		for id := range p.recorded {
+			if _, ok := p.book.Get(id); !ok {
+				delete(p.recorded, id)
+			}
+		}
+	}
+	p.recorded[runID] = v
+	return nil
 }
 
 func triggerString(t runs.Trigger) string {
@@ -172,7 +260,15 @@ func (p *Pipeline) execute(ctx context.Context, run *runs.Run) (out Outcome, err
 	}
 	out.RegistryRunID = rr.ID
 	p.book.Update(run.ID, func(r *runs.Run) { r.RegistryRunID = rr.ID })
+	// Drift events folded into the run until now; later ones are recorded as they come
+	// (triggers.Intake), and once more at the end in case this write failed.
+	if err := p.RecordCoalesced(ctx, run.ID); err != nil {
+		p.log.Warn("coalesced drift events not recorded yet", zap.String("run", run.ID), zap.Error(err))
+	}
 	defer func() {
+		if err := p.RecordCoalesced(context.WithoutCancel(ctx), run.ID); err != nil {
+			p.log.Warn("coalesced drift events not recorded", zap.String("run", run.ID), zap.Error(err))
+		}
 		status := "FINISHED"
 		if err != nil {
 			status = "FAILED"
@@ -309,9 +405,6 @@ func (p *Pipeline) execute(ctx context.Context, run *runs.Run) (out Outcome, err
 		outcome = "left as challenger: " + reason
 	}
 	final := map[string]string{TagGates: truncate(string(gates), 7900), TagOutcome: truncate(outcome, 7900)}
-	if r, ok := p.book.Get(run.ID); ok && len(r.Coalesced) > 0 {
-		final[TagCoalesced] = CoalescedTag(r)
-	}
 	if err := p.registry.LogBatch(ctx, rr.ID, nil, nil, final); err != nil {
 		return out, err
 	}

@@ -3,7 +3,9 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +34,9 @@ type fakeRegistry struct {
 	datasets  []client.DatasetVersion
 	versions  []client.NewVersion
 	aliases   map[string]int
+	// coalescedWrites counts writes of the coalesced tag; failCoalesced fails them.
+	coalescedWrites int
+	failCoalesced   error
 }
 
 func newFakeRegistry() *fakeRegistry {
@@ -59,6 +64,12 @@ func (f *fakeRegistry) GetRun(_ context.Context, id string) (client.RunInfo, err
 func (f *fakeRegistry) LogBatch(_ context.Context, id string, m []client.Metric, params, tags map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := tags[pipeline.TagCoalesced]; ok {
+		if f.failCoalesced != nil {
+			return f.failCoalesced
+		}
+		f.coalescedWrites++
+	}
 	f.metrics[id] = append(f.metrics[id], m...)
 	for k, v := range tags {
 		f.tags[id][k] = v
@@ -304,5 +315,106 @@ func TestValidateAndReproduce(t *testing.T) {
 	}
 	if _, err := p.Reproduce(context.Background(), "run9"); err == nil {
 		t.Fatal("an unknown run cannot be reproduced")
+	}
+}
+
+func TestCoalescedTagIsBoundedAndReadsBack(t *testing.T) {
+	run := func(ids ...string) *runs.Run {
+		r := &runs.Run{}
+		for _, id := range ids {
+			r.Coalesced = append(r.Coalesced, runs.Trigger{Kind: runs.Drift, EventID: id})
+		}
+		return r
+	}
+	if got := pipeline.CoalescedTag(run()); got != "[]" {
+		t.Fatalf("no coalesced events: %q", got)
+	}
+	odd := []string{`a,b`, `say "hi"`, `<tag>&`, `ünï`}
+	tag := pipeline.CoalescedTag(run(odd...))
+	if got, err := pipeline.ParseCoalesced(tag); err != nil || !slices.Equal(got, odd) {
+		t.Fatalf("ids with commas, quotes and markup read back: %q → %q %v", tag, got, err)
+	}
+	var many []string
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf("drift-%024x", i))
+	}
+	tag = pipeline.CoalescedTag(run(many...))
+	got, err := pipeline.ParseCoalesced(tag)
+	if err != nil || len(tag) > pipeline.MaxTagBytes || len(tag) < pipeline.MaxTagBytes-40 {
+		t.Fatalf("1000 ids fill one tag without passing its limit: %d bytes, %v", len(tag), err)
+	}
+	if !slices.Equal(got, many[len(many)-len(got):]) {
+		t.Fatalf("the newest ids are kept, oldest first: %v…", got[:3])
+	}
+	huge := strings.Repeat("x", pipeline.MaxTagBytes)
+	if tag := pipeline.CoalescedTag(run("d-1", huge)); tag != "[]" {
+		t.Fatalf("an id that cannot fit ends the list: %d bytes", len(tag))
+	}
+	for in, want := range map[string][]string{"": nil, "d-1,d-2": {"d-1", "d-2"}, `["d-1"]`: {"d-1"}} {
+		if got, err := pipeline.ParseCoalesced(in); err != nil || !slices.Equal(got, want) {
+			t.Fatalf("ParseCoalesced(%q) = %q %v", in, got, err)
+		}
+	}
+	if _, err := pipeline.ParseCoalesced(`["d-1"`); err == nil {
+		t.Fatal("a cut JSON array is an error")
+	}
+}
+
+// joiningLearner calls during before training, as a drift event arriving mid-run would.
+type joiningLearner struct {
+	fakeLearner
+	during func()
+	err    error
+}
+
+func (l joiningLearner) Train(ctx context.Context, s *modelspec.Spec, b *dataset.Built, train []int, seed uint64, progress func(int, map[string]float64)) (pipeline.Model, error) {
+	l.during()
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.fakeLearner.Train(ctx, s, b, train, seed, progress)
+}
+
+// Drift events folded into a run reach its registry run: those that joined it while it ran (when
+// it succeeds and when it fails), and those coalesced after it ended — each write once, and a
+// failed write is done again by the next call.
+func TestFoldedDriftEventsAreRecordedOnTheRegistryRun(t *testing.T) {
+	fraudIfLarge := func(i int) bool { return i%100 >= 80 }
+	for _, fail := range []error{nil, errors.New("out of memory")} {
+		reg := newFakeRegistry()
+		var book *runs.Book
+		l := joiningLearner{during: func() {
+			if d, err := book.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-2"}); err != nil || d.Outcome != "joined" {
+				t.Errorf("a drift event during the run joins it: %+v %v", d, err)
+			}
+		}, err: fail}
+		var p *pipeline.Pipeline
+		p, book = setup(t, l, reg, fraudIfLarge)
+		d, _ := book.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-1"})
+		_ = p.Execute(context.Background(), d.Run)
+		r, _ := book.Get(d.Run.ID)
+		if (fail == nil) != (r.Stage == runs.Succeeded) {
+			t.Fatalf("run: %+v", r)
+		}
+		if got := reg.tags["run1"][pipeline.TagCoalesced]; got != `["d-2"]` || reg.coalescedWrites != 1 {
+			t.Fatalf("failed=%v: the joined event on the registry run: %q after %d writes", fail != nil, got, reg.coalescedWrites)
+		}
+		c, _ := book.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-3"})
+		if c.Outcome != "coalesced" {
+			t.Fatalf("an event inside the cooldown after the run: %+v", c)
+		}
+		reg.failCoalesced = errors.New("registry down")
+		if err := p.RecordCoalesced(context.Background(), d.Run.ID); err == nil {
+			t.Fatal("a failed write is reported")
+		}
+		reg.failCoalesced = nil
+		for range 2 {
+			if err := p.RecordCoalesced(context.Background(), d.Run.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := reg.tags["run1"][pipeline.TagCoalesced]; got != `["d-2","d-3"]` || reg.coalescedWrites != 2 {
+			t.Fatalf("after the retry: %q after %d writes", got, reg.coalescedWrites)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -179,16 +180,22 @@ func (b *Book) copy(id string) *Run {
 	return &r
 }
 
-// evict forgets the oldest ended runs beyond keep, but never a model's newest drift run
-// (its cooldown still applies).
+// evict forgets the oldest ended runs beyond keep. A run in progress, and a model's newest
+// drift run (its cooldown still applies), are kept and skipped over, so they never stop
+// older ended runs behind them from being forgotten.
 func (b *Book) evict() {
-	for len(b.order) > b.keep {
-		id := b.order[0]
+	if len(b.order) <= b.keep {
+		return
+	}
+	kept := b.order[:0]
+	excess := len(b.order) - b.keep
+	for _, id := range b.order {
 		r := b.runs[id]
-		if !r.Done() || b.lastDrift[r.Model] == id {
-			return
+		if excess == 0 || !r.Done() || b.lastDrift[r.Model] == id {
+			kept = append(kept, id)
+			continue
 		}
-		b.order = b.order[1:]
+		excess--
 		delete(b.runs, id)
 		for ev, rid := range b.byEvent {
 			if rid == id {
@@ -196,6 +203,8 @@ func (b *Book) evict() {
 			}
 		}
 	}
+	clear(b.order[len(kept):])
+	b.order = kept
 }
 
 func newID() string {
@@ -211,26 +220,42 @@ type Past struct {
 	Model         string
 	Trigger       Trigger
 	Coalesced     []string // drift event ids folded into it
+	// Stage is how the run ended: Succeeded (the default when empty) or Failed, with Error.
+	Stage string
+	Error string
 }
 
 // Restore makes the book remember runs of an earlier process, so that after a restart a
 // redelivered drift event is still a duplicate and the cooldown still holds. Runs already
-// known are left alone; past is any order.
+// known are left alone; past is any order. Restored runs are ended (the process that ran them
+// is gone) and are the first to be forgotten when the book is full, oldest trigger first,
+// except each model's newest drift run, which holds the cooldown.
 func (b *Book) Restore(past []Past) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	past = slices.Clone(past)
+	slices.SortStableFunc(past, func(x, y Past) int { return x.Trigger.At.Compare(y.Trigger.At) })
+	var restored []string
 	for _, p := range past {
 		if _, known := b.runs[p.RunID]; known || p.RunID == "" {
 			continue
 		}
 		run := &Run{ID: p.RunID, Model: p.Model, Trigger: p.Trigger, Stage: Succeeded, Started: p.Trigger.At, Ended: p.Trigger.At,
 			RegistryRunID: p.RegistryRunID}
+		if p.Stage == Failed {
+			run.Stage, run.Error = Failed, p.Error
+		}
 		for _, id := range p.Coalesced {
+			if id == "" {
+				continue
+			}
 			run.Coalesced = append(run.Coalesced, Trigger{Kind: Drift, EventID: id})
-			b.byEvent[id] = run.ID
+			if _, seen := b.byEvent[id]; !seen {
+				b.byEvent[id] = run.ID
+			}
 		}
 		b.runs[run.ID] = run
-		b.order = append([]string{run.ID}, b.order...)
+		restored = append(restored, run.ID)
 		if p.Trigger.EventID != "" {
 			b.byEvent[p.Trigger.EventID] = run.ID
 		}
@@ -238,5 +263,6 @@ func (b *Book) Restore(past []Past) {
 			b.lastDrift[p.Model] = run.ID
 		}
 	}
+	b.order = append(restored, b.order...)
 	b.evict()
 }

@@ -91,3 +91,61 @@ func TestRestoredBookKeepsDuplicatesAndTheCooldown(t *testing.T) {
 		t.Fatalf("an event after the cooldown: %+v %v", d, err)
 	}
 }
+
+// Restored runs keep how they ended, and whichever order the registry answers in, the newest
+// drift run of a model holds its cooldown.
+func TestRestoreKeepsTheNewestDriftRunAndFailures(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	b := runs.NewBook(map[string]time.Duration{"fraud": 10 * time.Minute}, 100, func() time.Time { return now })
+	b.Restore([]runs.Past{
+		{RunID: "tr-new", Model: "fraud", Trigger: runs.Trigger{Kind: runs.Drift, EventID: "d-9", At: now.Add(-2 * time.Minute)},
+			Stage: runs.Failed, Error: "registry run FAILED: boom"},
+		{RunID: "tr-old", Model: "fraud", Trigger: runs.Trigger{Kind: runs.Drift, EventID: "d-1", At: now.Add(-30 * time.Minute)},
+			Coalesced: []string{"d-2", ""}},
+	})
+	if r, ok := b.Get("tr-new"); !ok || r.Stage != runs.Failed || r.Error != "registry run FAILED: boom" {
+		t.Fatalf("a failed past run stays failed: %+v", r)
+	}
+	if r, _ := b.Get("tr-old"); r.Stage != runs.Succeeded || len(r.Coalesced) != 1 {
+		t.Fatalf("a finished past run: %+v", r)
+	}
+	d, err := b.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-10", At: now})
+	if err != nil || d.Started || d.Outcome != "coalesced" || d.Run.ID != "tr-new" {
+		t.Fatalf("the cooldown is the newest drift run's, a failed one too: %+v %v", d, err)
+	}
+	if d, _ := b.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-2", At: now}); d.Outcome != "duplicate" || d.Run.ID != "tr-old" {
+		t.Fatalf("an event coalesced before the restart is a duplicate: %+v", d)
+	}
+	b.Restore([]runs.Past{{RunID: "tr-new", Model: "fraud", Trigger: runs.Trigger{Kind: runs.Drift, EventID: "d-9", At: now}}})
+	if r, _ := b.Get("tr-new"); r.Stage != runs.Failed || len(r.Coalesced) != 1 {
+		t.Fatalf("restoring a run the book knows changes nothing: %+v", r)
+	}
+}
+
+// The book forgets the oldest ended runs beyond keep even when the oldest of all is a model's
+// newest drift run, which it keeps for the cooldown.
+func TestEvictionSkipsTheRunHoldingTheCooldown(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	b := runs.NewBook(map[string]time.Duration{"fraud": time.Hour, "churn": time.Hour}, 16, c.now)
+	first, _ := b.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-1"})
+	b.Update(first.Run.ID, func(r *runs.Run) { r.Stage = runs.Succeeded })
+	var manual []string
+	for range 40 {
+		c.t = c.t.Add(time.Second)
+		d, _ := b.Request("churn", runs.Trigger{Kind: runs.Manual})
+		b.Update(d.Run.ID, func(r *runs.Run) { r.Stage = runs.Succeeded })
+		manual = append(manual, d.Run.ID)
+	}
+	if _, ok := b.Get(first.Run.ID); !ok {
+		t.Fatal("the run holding fraud's cooldown must be kept")
+	}
+	if _, ok := b.Get(manual[0]); ok {
+		t.Fatal("the oldest manual runs must be forgotten beyond keep")
+	}
+	if _, ok := b.Get(manual[len(manual)-1]); !ok {
+		t.Fatal("the newest run must be kept")
+	}
+	if d, _ := b.Request("fraud", runs.Trigger{Kind: runs.Drift, EventID: "d-1"}); d.Outcome != "duplicate" {
+		t.Fatalf("the kept drift run still knows its event: %+v", d)
+	}
+}
