@@ -16,6 +16,10 @@ type Model struct {
 	// stopping ended training; Trees holds exactly those rounds. 0 when training ran all
 	// rounds.
 	BestIteration int `json:"best_iteration,omitempty"`
+
+	// fast is Trees compiled for scoring by Validate or Train; nil until then, and Predict
+	// walks Trees.
+	fast *compiled
 }
 
 // Feature describes how the model reads one input feature.

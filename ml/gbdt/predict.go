@@ -21,6 +21,24 @@ func (m *Model) Predict(row []float64) float64 {
 // PredictRaw is the margin of a row: the base score plus every tree's leaf value (the
 // log-odds for Binary).
 func (m *Model) PredictRaw(row []float64) float64 {
+	if m.fast != nil {
+		if len(m.fast.categorical) == 0 {
+			return m.fast.raw(m.BaseScore, row[:m.NumFeatures])
+		}
+		// Categorical values are read into a copy: row is the caller's.
+		var buf [64]float64
+		scratch := buf[:0]
+		if m.NumFeatures > len(buf) {
+			scratch = make([]float64, 0, m.NumFeatures)
+		}
+		return m.fast.raw(m.BaseScore, append(scratch, row[:m.NumFeatures]...))
+	}
+	return m.walkTrees(row)
+}
+
+// walkTrees is PredictRaw over the Trees as decoded, from the rules' definitions: models
+// not validated score with it, and tests hold the compiled walk to it.
+func (m *Model) walkTrees(row []float64) float64 {
 	s := m.BaseScore
 	for t := range m.Trees {
 		// Validate guarantees that child indices increase, so the walk ends.
@@ -85,6 +103,13 @@ func (m *Model) PredictFrame(f *dataset.Frame, out []float64) {
 	n := len(out)
 	parallelFor((n+predictBlock-1)/predictBlock, runtime.GOMAXPROCS(0), func(c int) {
 		lo, hi := c*predictBlock, min(n, (c+1)*predictBlock)
+		if m.fast != nil {
+			row := make([]float64, m.NumFeatures)
+			for r := lo; r < hi; r++ {
+				out[r] = m.output(m.fast.raw(m.BaseScore, f.Row(r, row)))
+			}
+			return
+		}
 		block := out[lo:hi]
 		for i := range block {
 			block[i] = m.BaseScore

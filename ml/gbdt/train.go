@@ -107,6 +107,7 @@ func Train(ctx context.Context, train *dataset.Frame, p Params, progress func(Ro
 			}
 		}
 	}
+	m.fast = compile(m)
 	return m, nil
 }
 

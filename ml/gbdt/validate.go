@@ -13,7 +13,9 @@ var ErrInvalidModel = errors.New("invalid gbdt model")
 // objective, finite numbers, every feature index in range, categorical splits only on
 // categorical features, and trees whose children come after their parents and have exactly
 // one parent each — so Predict on a valid model cannot index out of range or loop forever.
+// A valid model is then compiled for fast scoring; change a model only before Validate.
 func (m *Model) Validate(numFeatures int) error {
+	m.fast = nil
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidModel, fmt.Sprintf(format, args...))
 	}
@@ -42,6 +44,7 @@ func (m *Model) Validate(numFeatures int) error {
 			return bad("tree %d: %v", t, err)
 		}
 	}
+	m.fast = compile(m)
 	return nil
 }
 
