@@ -6,7 +6,6 @@ package predlog
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -157,22 +156,35 @@ func (l *Log) fill(pending []*schemas.Prediction) []*schemas.Prediction {
 
 func (l *Log) write(ctx context.Context, pending []*schemas.Prediction) error {
 	msgs := make([]kafkax.Message, 0, len(pending))
+	// One buffer holds every record of the batch; values are sliced from it once it has
+	// stopped growing.
+	var buf []byte
+	ends := make([]int, 0, len(pending))
 	for _, p := range pending {
-		b, err := json.Marshal(p)
+		start := len(buf)
+		b, err := schemas.AppendPredictionJSON(buf, p)
 		if err != nil {
 			// a value JSON cannot carry (NaN in a supplied feature): log it without features
 			l.log.Warn("prediction log: record not encodable; logged without features", zap.String("request_id", p.RequestID), zap.Error(err))
 			q := *p
 			q.Features, q.Request = nil, nil
-			if b, err = json.Marshal(&q); err != nil {
+			if b, err = schemas.AppendPredictionJSON(buf[:start], &q); err != nil {
+				buf = buf[:start]
 				continue
 			}
 		}
+		buf = b
 		key := p.Entity
 		if key == "" {
 			key = p.RequestID
 		}
-		msgs = append(msgs, kafkax.Message{Topic: schemas.TopicPredictions, Key: []byte(key), Value: b})
+		ends = append(ends, len(buf))
+		msgs = append(msgs, kafkax.Message{Topic: schemas.TopicPredictions, Key: []byte(key)})
+	}
+	start := 0
+	for i, end := range ends {
+		msgs[i].Value = buf[start:end:end]
+		start = end
 	}
 	if err := l.producer.Produce(ctx, msgs...); err != nil {
 		return err
