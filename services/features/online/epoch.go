@@ -66,7 +66,7 @@ func (s *Store) StatesEpoch(ctx context.Context, v *views.View, entities []strin
 		keys[i] = s.StateKey(v, e)
 	}
 	keys[len(entities)] = s.epochKey(v)
-	vals, err := s.client.MGet(ctx, keys...).Result()
+	vals, err := s.reads.mget(ctx, keys)
 	if err != nil {
 		return nil, "", fmt.Errorf("read %d states of %s: %w", len(entities), v.Name, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -29,11 +30,13 @@ var ErrOffsetMoved = errors.New("partition offset moved: another writer applied 
 type Store struct {
 	client redis.UniversalClient
 	prefix string
+	reads  *coalescer
 }
 
-// New returns a store with keys under prefix.
+// New returns a store with keys under prefix. Concurrent reads share round trips, at most
+// GOMAXPROCS in flight (see coalescer).
 func New(client redis.UniversalClient, prefix string) *Store {
-	return &Store{client: client, prefix: prefix}
+	return &Store{client: client, prefix: prefix, reads: newCoalescer(client, runtime.GOMAXPROCS(0))}
 }
 
 // StateKey is the key of an entity's state.
@@ -82,7 +85,7 @@ func (s *Store) States(ctx context.Context, v *views.View, entities []string) ([
 	for i, e := range entities {
 		keys[i] = s.StateKey(v, e)
 	}
-	vals, err := s.client.MGet(ctx, keys...).Result()
+	vals, err := s.reads.mget(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read %d states of %s: %w", len(keys), v.Name, err)
 	}
