@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,6 +84,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s := cfg.Serving
+	if _, set := os.LookupEnv("GOGC"); !set && s.GCPercent > 0 {
+		debug.SetGCPercent(s.GCPercent)
+	}
 	cat, err := features.LoadViews(s.ViewsDir)
 	if err != nil {
 		return retry.Permanent(err)

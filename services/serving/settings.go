@@ -23,6 +23,7 @@ type Settings struct {
 	Shadow        string        `env:"SHADOW" usage:"share of requests the challenger also scores in the shadow, e.g. fraud=0.2"`
 	AllowDefaults []string      `env:"ALLOW_DEFAULTS" usage:"models answered with declared defaults when the online store is down (others get 503)"`
 	LogBuffer     int           `env:"LOG_BUFFER" default:"65536" usage:"predictions buffered for the predictions topic; beyond it they are dropped and counted"`
+	GCPercent     int           `env:"GC_PERCENT" default:"400" usage:"the Go GC target of the process (GOGC); serving allocates per request, so a higher target trades memory for CPU under load. Ignored when GOGC is set; 0 keeps Go's 100"`
 	GRPCAddr      string        `env:"GRPC_ADDR" default:"127.0.0.1:8094" usage:"address of the Open Inference Protocol gRPC server; empty: none"`
 }
 
@@ -30,6 +31,9 @@ type Settings struct {
 func (s Settings) Validate() error {
 	if s.RegistryURL == "" {
 		return config.Invalid("REGISTRY_URL", "the registry's base URL is needed, e.g. http://127.0.0.1:8083")
+	}
+	if s.GCPercent < 0 {
+		return config.Invalid("GC_PERCENT", "must be 0 (Go's default) or a positive percentage")
 	}
 	if s.LogBuffer <= 0 {
 		return config.Invalid("LOG_BUFFER", "must be positive")
