@@ -27,6 +27,7 @@ import (
 	"github.com/flywheel-ml/flywheel/services/monitor/detect"
 	"github.com/flywheel-ml/flywheel/services/monitor/dispatch"
 	"github.com/flywheel-ml/flywheel/services/monitor/evaluate"
+	"github.com/flywheel-ml/flywheel/services/monitor/gauges"
 	"github.com/flywheel-ml/flywheel/services/monitor/httpapi"
 	"github.com/flywheel-ml/flywheel/services/monitor/landing"
 	"github.com/flywheel-ml/flywheel/services/monitor/reference"
@@ -80,10 +81,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	reg := client.New(s.RegistryURL, s.RegistryToken, "monitor", &http.Client{Timeout: time.Minute})
 	results := store.New(conn, time.Now)
-	evaluator := evaluate.New(evaluate.Config{Window: s.Window, Grace: s.Grace, MinN: s.MinWindow, Lookback: s.Lookback,
+	evaluator := evaluate.New(evaluate.Config{Window: s.Window, Count: s.WindowCount, Grace: s.Grace, MinN: s.MinWindow, Lookback: s.Lookback,
 		Persist: s.PersistK, Of: s.PersistN, Cooldown: s.Cooldown, PerfRecheck: s.PerfRecheck, MinLabels: s.MinLabels,
 		LabelsFor: func(model string) (evaluate.Labels, bool) { l, ok := labels[model]; return l, ok }},
-		source.New(conn), reference.NewLoader(reg), detect.New(detect.Options{Alpha: s.Alpha, Seed: 1}), results, time.Now, rt.Log.Named("evaluate"))
+		source.New(conn), reference.NewLoader(reg), detect.New(detect.Options{Alpha: s.Alpha, Seed: 1}), gauges.Wrap(results, rt.Registry), time.Now, rt.Log.Named("evaluate"))
 	rt.Group.Go("windows", func(ctx context.Context) error { return evaluator.Run(ctx, s.Tick) })
 	dispatcher := dispatch.New(results, producer, dispatch.ParseWebhooks(s.Webhooks), rt.Log.Named("dispatch"), rt.Registry)
 	rt.Group.Go("drift events", func(ctx context.Context) error { return dispatcher.Run(ctx, time.Second) })

@@ -15,6 +15,7 @@ type Settings struct {
 	ModelsDir     string        `env:"MODELS_DIR" usage:"directory of <model>.yaml training specs (label streams); empty uses the shipped ones"`
 	ViewsDir      string        `env:"VIEWS_DIR" usage:"directory of feature view *.yaml (skew check); empty uses the shipped views"`
 	Window        time.Duration `env:"WINDOW" default:"5m" usage:"event-time tumbling window of drift and quality"`
+	WindowCount   int           `env:"WINDOW_COUNT" default:"0" usage:"count windows instead of WINDOW: a window closes at the end of the first whole second by which it holds at least this many predictions (0: time windows)"`
 	Grace         time.Duration `env:"GRACE" default:"30s" usage:"how long after a window's end late predictions may still land before it is evaluated"`
 	MinWindow     int           `env:"MIN_WINDOW" default:"500" usage:"no drift verdict for a window with fewer predictions"`
 	Lookback      time.Duration `env:"LOOKBACK" default:"6h" usage:"how far back a (re)started monitor evaluates windows not evaluated yet"`
@@ -38,6 +39,8 @@ func (s Settings) Validate() error {
 		return config.Invalid("PERSIST_K", "need 1 ≤ PERSIST_K ≤ PERSIST_N, got %d of %d", s.PersistK, s.PersistN)
 	case !(s.Alpha > 0 && s.Alpha < 0.5):
 		return config.Invalid("ALPHA", "must be between 0 and 0.5, got %v", s.Alpha)
+	case s.WindowCount < 0:
+		return config.Invalid("WINDOW_COUNT", "must be 0 (time windows) or positive, got %d", s.WindowCount)
 	case s.MinWindow < 1:
 		return config.Invalid("MIN_WINDOW", "must be positive")
 	}

@@ -54,6 +54,11 @@ type Source interface {
 	Window(ctx context.Context, model string, version int, start, end time.Time) ([]source.Prediction, error)
 	Labelled(ctx context.Context, model string, version int, start, end time.Time, labelStream, eventIDField, labelField string, horizon time.Duration) ([]source.Labelled, error)
 	LastWindowEnd(ctx context.Context, model string, version int, kind string) (time.Time, error)
+	// SecondCounts counts one version's predictions per second in [start, end), seconds
+	// without any left out, ascending.
+	SecondCounts(ctx context.Context, model string, version int, start, end time.Time) ([]source.SecondCount, error)
+	// Windows lists the windows of a kind evaluated for a version that end after since.
+	Windows(ctx context.Context, model string, version int, kind string, since time.Time) ([]source.Span, error)
 }
 
 // References loads a version's reference.
@@ -89,7 +94,11 @@ type Labels struct {
 
 // Config tunes the evaluator.
 type Config struct {
-	Window      time.Duration // tumbling window size (event time)
+	Window time.Duration // tumbling window size (event time)
+	// Count, when positive, makes windows of predictions instead: a window closes at the
+	// end of the first whole second by which it holds at least Count predictions, so that
+	// window bounds stay whole seconds (as stored) and a restart finds the same windows.
+	Count       int
 	Grace       time.Duration // how long after a window's end its predictions may still land
 	MinN        int           // no verdict below this many predictions
 	Lookback    time.Duration // how far back a (re)started monitor evaluates
@@ -135,7 +144,7 @@ func (e *Evaluator) Run(ctx context.Context, interval time.Duration) error {
 
 // Tick evaluates every window that closed and was not evaluated yet.
 func (e *Evaluator) Tick(ctx context.Context) error {
-	w := e.cfg.Window
+	w := e.grid()
 	closed := e.now().Add(-e.cfg.Grace).Truncate(w) // windows ending at or before this are complete
 	from := closed.Add(-e.cfg.Lookback).Truncate(w)
 	served, err := e.src.Served(ctx, from, closed)
@@ -162,28 +171,95 @@ func (e *Evaluator) version(ctx context.Context, sv source.Served, from, closed 
 	// resume after the last window written, or at the window of the version's first
 	// prediction in the range (no rows for the empty windows before it)
 	start := from
-	if first := sv.First.Truncate(e.cfg.Window); first.After(start) {
+	if first := sv.First.Truncate(e.grid()); first.After(start) {
 		start = first
 	}
 	if last.After(start) {
 		start = last
 	}
-	for ws := start; !ws.Add(e.cfg.Window).After(closed); ws = ws.Add(e.cfg.Window) {
-		if err := e.dataWindow(ctx, ref, Window{Model: sv.Model, Version: sv.Version, Start: ws, End: ws.Add(e.cfg.Window)}); err != nil {
+	windows, err := e.dataWindows(ctx, sv, start, closed)
+	if err != nil {
+		return err
+	}
+	for _, w := range windows {
+		if err := e.dataWindow(ctx, ref, w); err != nil {
 			return err
 		}
 	}
 	if labels, ok := e.cfg.LabelsFor(sv.Model); ok {
-		for ws := closed.Add(-e.cfg.PerfRecheck).Truncate(e.cfg.Window); !ws.Add(e.cfg.Window).After(closed); ws = ws.Add(e.cfg.Window) {
-			if ws.Before(from) {
-				continue
-			}
-			if err := e.qualityWindow(ctx, ref, labels, Window{Model: sv.Model, Version: sv.Version, Start: ws, End: ws.Add(e.cfg.Window)}); err != nil {
+		windows, err := e.qualityWindows(ctx, sv, from, closed)
+		if err != nil {
+			return err
+		}
+		for _, w := range windows {
+			if err := e.qualityWindow(ctx, ref, labels, w); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// grid is what window bounds are multiples of: the window size, or a second for count
+// windows.
+func (e *Evaluator) grid() time.Duration {
+	if e.cfg.Count > 0 {
+		return time.Second
+	}
+	return e.cfg.Window
+}
+
+// dataWindows are the version's windows from start that closed by closed.
+func (e *Evaluator) dataWindows(ctx context.Context, sv source.Served, start, closed time.Time) ([]Window, error) {
+	var out []Window
+	if e.cfg.Count <= 0 {
+		for ws := start; !ws.Add(e.cfg.Window).After(closed); ws = ws.Add(e.cfg.Window) {
+			out = append(out, Window{Model: sv.Model, Version: sv.Version, Start: ws, End: ws.Add(e.cfg.Window)})
+		}
+		return out, nil
+	}
+	if !start.Before(closed) {
+		return nil, nil
+	}
+	counts, err := e.src.SecondCounts(ctx, sv.Model, sv.Version, start, closed)
+	if err != nil {
+		return nil, err
+	}
+	ws, n := start, 0
+	for _, c := range counts {
+		if n += c.N; n >= e.cfg.Count {
+			end := c.Second.Add(time.Second)
+			out = append(out, Window{Model: sv.Model, Version: sv.Version, Start: ws, End: end})
+			ws, n = end, 0
+		}
+	}
+	return out, nil
+}
+
+// qualityWindows are the windows whose quality is (re)computed as labels arrive: those of
+// the last PerfRecheck — on the time grid, or for count windows the ones evaluated.
+func (e *Evaluator) qualityWindows(ctx context.Context, sv source.Served, from, closed time.Time) ([]Window, error) {
+	since := closed.Add(-e.cfg.PerfRecheck)
+	if since.Before(from) {
+		since = from
+	}
+	var out []Window
+	if e.cfg.Count <= 0 {
+		for ws := since.Truncate(e.cfg.Window); !ws.Add(e.cfg.Window).After(closed); ws = ws.Add(e.cfg.Window) {
+			if !ws.Before(from) {
+				out = append(out, Window{Model: sv.Model, Version: sv.Version, Start: ws, End: ws.Add(e.cfg.Window)})
+			}
+		}
+		return out, nil
+	}
+	spans, err := e.src.Windows(ctx, sv.Model, sv.Version, Data, since)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range spans {
+		out = append(out, Window{Model: sv.Model, Version: sv.Version, Start: sp.Start, End: sp.End})
+	}
+	return out, nil
 }
 
 // dataWindow scores one window's inputs and predictions. A window below MinN gets one row

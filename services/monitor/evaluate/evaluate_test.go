@@ -39,13 +39,31 @@ func (f *fakeLog) Served(_ context.Context, start, end time.Time) ([]source.Serv
 	return []source.Served{{Model: "fraud", Version: 1, N: 1}}, nil
 }
 
-func (f *fakeLog) Window(_ context.Context, _ string, _ int, start, _ time.Time) ([]source.Prediction, error) {
-	n := f.perMinute[start.Unix()/60]
-	out := make([]source.Prediction, n)
-	for i := range out {
-		out[i] = source.Prediction{Features: map[string]any{"amount": float64(start.Unix() / 60)}, Score: 0.1}
+// Window returns the predictions of the minutes that start in [start, end); a prediction's
+// amount is its minute.
+func (f *fakeLog) Window(_ context.Context, _ string, _ int, start, end time.Time) ([]source.Prediction, error) {
+	var out []source.Prediction
+	for m := (start.Unix() + 59) / 60; m*60 < end.Unix(); m++ {
+		for range f.perMinute[m] {
+			out = append(out, source.Prediction{Features: map[string]any{"amount": float64(m)}, Score: 0.1})
+		}
 	}
 	return out, nil
+}
+
+// SecondCounts puts each minute's predictions in its first second.
+func (f *fakeLog) SecondCounts(_ context.Context, _ string, _ int, start, end time.Time) ([]source.SecondCount, error) {
+	var out []source.SecondCount
+	for m := (start.Unix() + 59) / 60; m*60 < end.Unix(); m++ {
+		if n := f.perMinute[m]; n > 0 {
+			out = append(out, source.SecondCount{Second: time.Unix(m*60, 0).UTC(), N: n})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLog) Windows(context.Context, string, int, string, time.Time) ([]source.Span, error) {
+	return nil, nil
 }
 
 func (f *fakeLog) Labelled(context.Context, string, int, time.Time, time.Time, string, string, string, time.Duration) ([]source.Labelled, error) {
@@ -168,5 +186,47 @@ func TestEventsNeedPersistenceRespectTheCooldownAndSurviveARestart(t *testing.T)
 	b := evaluate.Event(evaluate.Window{Model: "fraud", Version: 1, End: t0}, evaluate.Data, []evaluate.Score{{Feature: "amount", Score: 2, Threshold: 0.5}}, t0.Add(time.Hour))
 	if a.ID != b.ID || math.IsNaN(a.Score) {
 		t.Fatal("the event id depends on more than the window")
+	}
+}
+
+// TestCountWindows: with Count set, a window closes at the end of the first second by which
+// it holds Count predictions; a restarted evaluator finds the same windows, and a window
+// still filling is not evaluated.
+func TestCountWindows(t *testing.T) {
+	log := newFakeLog()
+	now := t0
+	cfg := evaluate.Config{Window: time.Minute, Count: 1000, Grace: 10 * time.Second, MinN: 500, Lookback: time.Hour, Persist: 2, Of: 3,
+		Cooldown: 10 * time.Minute, LabelsFor: func(string) (evaluate.Labels, bool) { return evaluate.Labels{}, false }}
+	newEval := func() *evaluate.Evaluator {
+		return evaluate.New(cfg, log, refs{}, detector{log}, log, func() time.Time { return now }, zap.NewNop())
+	}
+	e := newEval()
+	for m := 0; m < 21; m++ {
+		log.perMinute[t0.Unix()/60+int64(m)] = 600
+	}
+	step := func(until time.Duration) {
+		for ; now.Before(t0.Add(until)); now = now.Add(7 * time.Second) {
+			if err := e.Tick(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	step(7 * time.Minute)
+	e = newEval() // a restart
+	step(25 * time.Minute)
+	var ends []string
+	for k, s := range log.scores {
+		if s.Kind == evaluate.Data && s.Method == "verdict" {
+			var end int64
+			fmt.Sscanf(k[len(k)-10:], "%d", &end)
+			ends = append(ends, time.Unix(end, 0).UTC().Format("04:05"))
+		}
+	}
+	sort.Strings(ends)
+	// 600 a minute: each window takes two minutes' predictions and ends a second after the
+	// second minute began; the last minute's 600 wait for more
+	want := "[01:01 03:01 05:01 07:01 09:01 11:01 13:01 15:01 17:01 19:01]"
+	if fmt.Sprint(ends) != want {
+		t.Fatalf("count windows end at %v, want %s", ends, want)
 	}
 }

@@ -139,3 +139,56 @@ func (s *Source) LastWindowEnd(ctx context.Context, model string, version int, k
 	}
 	return end, nil
 }
+
+// SecondCount is how many predictions a version made in one second.
+type SecondCount struct {
+	Second time.Time
+	N      int
+}
+
+// SecondCounts counts one version's predictions (each request id once, shadow ones
+// excluded) per second in [start, end), ascending; seconds without any are left out.
+func (s *Source) SecondCounts(ctx context.Context, model string, version int, start, end time.Time) ([]SecondCount, error) {
+	rows, err := s.conn.Query(ctx, `SELECT intDiv(ts_ms, 1000) AS sec, count() FROM predictions FINAL
+		WHERE model = ? AND version = ? AND shadow = 0 AND ts_ms >= ? AND ts_ms < ? GROUP BY sec ORDER BY sec`,
+		model, uint32(version), start.UnixMilli(), end.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("predictions per second of %s v%d: %w", model, version, err)
+	}
+	defer rows.Close()
+	var out []SecondCount
+	for rows.Next() {
+		var sec int64
+		var n uint64
+		if err := rows.Scan(&sec, &n); err != nil {
+			return nil, err
+		}
+		out = append(out, SecondCount{Second: time.Unix(sec, 0).UTC(), N: int(n)})
+	}
+	return out, rows.Err()
+}
+
+// Span is a window's bounds.
+type Span struct{ Start, End time.Time }
+
+// Windows lists the windows of a kind already evaluated for a version that end after
+// since, oldest first.
+func (s *Source) Windows(ctx context.Context, model string, version int, kind string, since time.Time) ([]Span, error) {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT window_start, window_end FROM drift_metrics
+		WHERE model = ? AND version = ? AND kind = ? AND window_end > toDateTime(?) ORDER BY window_end`,
+		model, uint32(version), kind, uint32(since.Unix()))
+	if err != nil {
+		return nil, fmt.Errorf("windows of %s v%d: %w", model, version, err)
+	}
+	defer rows.Close()
+	var out []Span
+	for rows.Next() {
+		var sp Span
+		if err := rows.Scan(&sp.Start, &sp.End); err != nil {
+			return nil, err
+		}
+		sp.Start, sp.End = sp.Start.UTC(), sp.End.UTC()
+		out = append(out, sp)
+	}
+	return out, rows.Err()
+}
