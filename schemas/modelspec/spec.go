@@ -93,6 +93,12 @@ type Training struct {
 	MinRows   int       `yaml:"min_rows" json:"min_rows"`
 	LabelRate RateRange `yaml:"label_rate" json:"label_rate"`
 	Seed      uint64    `yaml:"seed" json:"seed"`
+	// FreshRows makes a drift-triggered retrain first wait until this many labelled
+	// examples with event times after the drift's detection exist (at most FreshWait,
+	// then it trains on what there is): retraining the moment drift is seen would learn
+	// nothing new, since the drifted data has no labels yet. 0: no wait.
+	FreshRows int      `yaml:"fresh_rows,omitempty" json:"fresh_rows,omitempty"`
+	FreshWait Duration `yaml:"fresh_wait,omitempty" json:"fresh_wait,omitempty"`
 }
 
 // RateRange bounds the positive-label rate of a binary dataset.
@@ -289,6 +295,9 @@ func (t Training) validate(task string) error {
 	}
 	if t.MinRows < 10 {
 		return fieldErr("training.min_rows", "must be at least 10, got %d", t.MinRows)
+	}
+	if t.FreshRows < 0 || t.FreshWait < 0 {
+		return fieldErr("training.fresh_rows", "fresh_rows and fresh_wait must not be negative")
 	}
 	if task == Binary {
 		r := t.LabelRate

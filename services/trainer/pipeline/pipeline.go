@@ -48,6 +48,7 @@ type Pipeline struct {
 	book        *runs.Book
 	codeVersion string
 	now         func() time.Time
+	sleep       func(time.Duration) <-chan time.Time
 	log         *zap.Logger
 
 	recordMu sync.Mutex        // one TagCoalesced write at a time
@@ -65,6 +66,7 @@ type Deps struct {
 	Book        *runs.Book
 	CodeVersion string
 	Now         func() time.Time
+	Sleep       func(time.Duration) <-chan time.Time // time.After unless a test needs otherwise
 	Log         *zap.Logger
 }
 
@@ -73,8 +75,11 @@ func New(d Deps) *Pipeline {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Sleep == nil {
+		d.Sleep = time.After
+	}
 	return &Pipeline{specs: d.Specs, events: d.Events, features: d.Features, registry: d.Registry, learner: d.Learner,
-		evaluate: d.Evaluate, book: d.Book, codeVersion: d.CodeVersion, now: d.Now, log: d.Log.Named("pipeline"),
+		evaluate: d.Evaluate, book: d.Book, codeVersion: d.CodeVersion, now: d.Now, sleep: d.Sleep, log: d.Log.Named("pipeline"),
 		recorded: map[string]string{}}
 }
 
@@ -217,6 +222,11 @@ func (p *Pipeline) execute(ctx context.Context, run *runs.Run) (out Outcome, err
 		return out, fmt.Errorf("%w %q", runs.ErrUnknownModel, run.Model)
 	}
 	p.stage(run, runs.Dataset)
+	if run.Trigger.Kind == runs.Drift && spec.Training.FreshRows > 0 {
+		if err := p.waitFresh(ctx, spec, run); err != nil {
+			return out, err
+		}
+	}
 	end := p.now().UTC()
 	window := dataset.Window{From: end.Add(-time.Duration(spec.Training.Window)), To: end}
 	events, labels, err := p.events.Load(ctx, spec, window)
@@ -449,4 +459,45 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// freshPoll is how often a drift-triggered run counts the labelled examples after the drift.
+const freshPoll = 2 * time.Second
+
+// defaultFreshWait bounds the wait for fresh labels when the spec names none.
+const defaultFreshWait = time.Hour
+
+// waitFresh waits until spec's FreshRows labelled examples have event times after the
+// drift's detection, or FreshWait has passed (then the run goes on with what there is).
+func (p *Pipeline) waitFresh(ctx context.Context, spec *modelspec.Spec, run *runs.Run) error {
+	since := run.Trigger.At
+	wait := time.Duration(spec.Training.FreshWait)
+	if wait <= 0 {
+		wait = defaultFreshWait
+	}
+	deadline := p.now().Add(wait)
+	for {
+		events, labels, err := p.events.Load(ctx, spec, dataset.Window{From: since, To: p.now().UTC()})
+		if err != nil {
+			return err
+		}
+		examples, _, err := dataset.Join(spec, events, labels)
+		if err != nil {
+			return err
+		}
+		if len(examples) >= spec.Training.FreshRows {
+			p.log.Info("fresh labelled data after the drift", zap.String("run", run.ID), zap.Int("examples", len(examples)))
+			return nil
+		}
+		if !p.now().Before(deadline) {
+			p.log.Warn("training without the fresh labelled data asked for", zap.String("run", run.ID),
+				zap.Int("examples", len(examples)), zap.Int("fresh_rows", spec.Training.FreshRows), zap.Duration("waited", wait))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.sleep(freshPoll):
+		}
+	}
 }

@@ -418,3 +418,78 @@ func TestFoldedDriftEventsAreRecordedOnTheRegistryRun(t *testing.T) {
 		}
 	}
 }
+
+// arriving is an event log whose labelled events after the drift grow by two per read.
+type arriving struct {
+	events
+	since time.Time
+	reads *int
+}
+
+func (a arriving) Load(ctx context.Context, spec *modelspec.Spec, w dataset.Window) ([]dataset.LoggedEvent, []dataset.LoggedEvent, error) {
+	if !w.From.Equal(a.since) {
+		return a.events.Load(ctx, spec, w)
+	}
+	*a.reads++
+	n := min(2**a.reads, len(a.events.events))
+	return a.events.events[:n], a.events.labels[:n], nil
+}
+
+// TestDriftRetrainWaitsForFreshLabels: a drift-triggered run with fresh_rows reads the
+// labelled examples after the detection until there are enough, then trains on the whole
+// window; a manual run does not wait; a run that never gets them goes on after fresh_wait.
+func TestDriftRetrainWaitsForFreshLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		kind      string
+		fresh     int
+		wait      time.Duration
+		wantReads int
+	}{
+		{"drift waits until 6 are there", runs.Drift, 6, time.Hour, 3},
+		{"manual does not wait", runs.Manual, 6, time.Hour, 0},
+		{"gives up after fresh_wait", runs.Drift, 1_000_000, time.Minute, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newFakeRegistry()
+			_, book := setup(t, fakeLearner{}, reg, func(i int) bool { return i%100 >= 80 })
+			specs, _ := modelspec.Load(schemas.Models())
+			specs["fraud"].Training.FreshRows = tc.fresh
+			specs["fraud"].Training.FreshWait = modelspec.Duration(tc.wait)
+			cat, _ := views.Load(schemas.FeatureViews())
+			v, _ := cat.Get("card_activity")
+			detected := time.Now().UTC().Add(-time.Hour)
+			reads := 0
+			var log events
+			for i := range 600 {
+				id := fmt.Sprintf("t-%03d", i)
+				at := time.Now().UTC().Add(-48 * time.Hour).Add(time.Duration(i) * time.Minute)
+				log.events = append(log.events, dataset.LoggedEvent{EventID: id, Entity: "c-1", TimeMS: at.UnixMilli(),
+					Payload: fmt.Appendf(nil, `{"amount":%v,"merchant_category":"m","channel":"pos","country":"DE"}`, i%100)})
+				log.labels = append(log.labels, dataset.LoggedEvent{EventID: id + ":label", TimeMS: at.Add(time.Hour).UnixMilli(),
+					Payload: fmt.Appendf(nil, `{"transaction_id":%q,"is_fraud":%v}`, id, i%100 >= 80)})
+			}
+			clock := time.Now()
+			p := pipeline.New(pipeline.Deps{Specs: specs, Events: arriving{events: log, since: detected, reads: &reads}, Features: features{view: v},
+				Registry: reg, Learner: fakeLearner{}, Evaluate: evaluate, Book: book, CodeVersion: "test", Log: zap.NewNop(),
+				Now: func() time.Time { return clock }, Sleep: func(d time.Duration) <-chan time.Time {
+					clock = clock.Add(d)
+					c := make(chan time.Time, 1)
+					c <- clock
+					return c
+				}})
+			d, err := book.Request("fraud", runs.Trigger{Kind: tc.kind, EventID: "e-1", At: detected})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = p.Execute(context.Background(), d.Run)
+			r, _ := book.Get(d.Run.ID)
+			if r.Stage != runs.Succeeded {
+				t.Fatalf("run: %+v", r)
+			}
+			if tc.wantReads == 4 && reads < 4 || tc.wantReads != 4 && reads != tc.wantReads {
+				t.Fatalf("%d reads of the fresh data, want %d", reads, tc.wantReads)
+			}
+		})
+	}
+}
