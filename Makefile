@@ -77,7 +77,10 @@ down:
 	@$(SERVICES) down
 	@$(STACK) down
 
-demo: up
+# The demo starts from an empty dev stack and runs its own services (flywheel demo).
+demo: build
+	@$(SERVICES) down >/dev/null 2>&1 || true
+	@$(STACK) down --purge >/dev/null && $(STACK) up
 	@set -a; . $(DEV_DIR)/stack/env; set +a; $(DEV_DIR)/bin/flywheel demo
 
 bench:
