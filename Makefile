@@ -28,7 +28,7 @@ CHAOS_STACK_ENV := FLYWHEEL_STACK_DIR=$(CHAOS_DIR) FLYWHEEL_STACK_KAFKA_PORT=290
 MODULES := $(shell sed -n 's/^\t\.\/\(.*\)$$/.\/\1\/.../p' go.work)
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench bench-serving fuzz vet fmt chaos
+.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench bench-serving bench-drift fuzz vet fmt chaos
 
 help:
 	@echo "make demo   start the local stack and every service, then show the lifecycle working"
@@ -36,6 +36,7 @@ help:
 	@echo "make up / make down      start / stop the stack and the six services in the background"
 	@echo "make bench  benchmarks (see docs/benchmarks.md)   make fuzz  fuzz the parsers"
 	@echo "make bench-serving  serving under load beside FastAPI and the Go floor (~40 min; REPS, DUR, RATES)"
+	@echo "make bench-drift  drift detection quality and window throughput, synthetic streams (~10 min; DRIFTBENCH_FLAGS)"
 	@echo "make chaos  fault injection: kill services, restart the servers under load (own stack, ~10 min)"
 
 test:
@@ -97,6 +98,14 @@ bench-serving:
 	  [ -x "$$($(GO) env GOPATH)/bin/vegeta" ] || $(GO) install github.com/tsenart/vegeta/v12@v12.13.0; \
 	  trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; $(TEST_STACK_ENV) $(STACK) up && \
 	  services/serving/bench/bench.sh $${REPS:-3}
+
+# Drift detection quality and window throughput on synthetic streams (issue #11): the monitor's
+# defaults beside the fixed KS/Wasserstein/PSI rules; results in .flywheel/bench-drift.{md,json}.
+bench-drift:
+	@mkdir -p $(DEV_DIR)
+	$(GO) run ./ml/drift/cmd/driftbench -json $(DEV_DIR)/bench-drift.json -md $(DEV_DIR)/bench-drift.md $(DRIFTBENCH_FLAGS)
+	@cat $(DEV_DIR)/bench-drift.md
+	$(GO) test -run '^$$' -bench '^BenchmarkWindow$$' -benchmem ./ml/drift/
 
 fuzz:
 	@for target in $$(grep -rl --include='*_test.go' '^func Fuzz' services platform schemas ml | xargs -n1 dirname | sort -u); do \

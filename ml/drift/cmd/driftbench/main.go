@@ -14,8 +14,15 @@
 // monitor's window path.
 //
 //	driftbench [-sizes 500,1000,10000,100000] [-windows 2000,2000,2000,1000]
-//	           [-trials 200] [-cap 10] [-ref-rows 100000] [-seed 1] [-workers 0]
+//	           [-trials 200,200,200,100] [-cap 10] [-ref-rows 100000] [-seed 1] [-workers 0]
 //	           [-parts fa,detect,throughput] [-json out.json] [-md out.md]
+//	           [-numeric ks] [-categorical chisquare]   (alternatives to the defaults)
+//
+// The monitor's scoring is mirrored in monitor.go over the same ml/drift calls as
+// services/monitor/detect.Detect and the persistence rule of services/monitor/evaluate (this
+// module cannot import the service); a change to either belongs there too. Every window is
+// drawn from its own seeded stream, so a run is reproducible whatever the worker count. `make
+// bench-drift` runs the full measurement (about 10 minutes on 2 quiet cores).
 package main
 
 import (
@@ -28,6 +35,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flywheel-ml/flywheel/ml/drift"
 )
 
 func main() {
@@ -48,6 +57,10 @@ type config struct {
 	Workers   int      `json:"workers"`
 	Parts     []string `json:"parts"`
 	BenchTime string   `json:"bench_time"`
+	// Numeric and Categorical override the monitor's default methods (detect.Options), to
+	// measure an alternative; empty: the defaults.
+	Numeric     string `json:"numeric,omitempty"`
+	Categorical string `json:"categorical,omitempty"`
 }
 
 func parseInts(s string) ([]int, error) {
@@ -85,7 +98,7 @@ func run(args []string) error {
 	fl := flag.NewFlagSet("driftbench", flag.ContinueOnError)
 	sizes := fl.String("sizes", "500,1000,10000,100000", "window sizes (predictions per window)")
 	windows := fl.String("windows", "2000,2000,2000,1000", "stationary windows per size (one value, or one per size)")
-	trials := fl.String("trials", "200", "detection trials per size and change (one value, or one per size)")
+	trials := fl.String("trials", "200,200,200,100", "detection trials per size and change (one value, or one per size)")
 	capW := fl.Int("cap", 10, "windows per detection trial at most (later detections count as not detected)")
 	refRows := fl.Int("ref-rows", 100000, "rows of the reference sample the profile is built from")
 	seed := fl.Uint64("seed", 1, "seed of the reference, the streams and the profile's sample")
@@ -94,12 +107,23 @@ func run(args []string) error {
 	benchTime := fl.Duration("bench-time", time.Second, "time per throughput benchmark")
 	jsonOut := fl.String("json", "", "write the results as JSON here")
 	mdOut := fl.String("md", "", "write the results as markdown here (default: stdout)")
+	numeric := fl.String("numeric", "", "method for numeric features instead of the monitor's default (psi): ks, wasserstein, jensenshannon, chisquare, linf")
+	categorical := fl.String("categorical", "", "method for categorical features instead of the monitor's default (linf): psi, jensenshannon, chisquare")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the run here")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	cfg := config{Cap: *capW, RefRows: *refRows, Seed: *seed, Workers: *workers, BenchTime: benchTime.String()}
+	cfg := config{Cap: *capW, RefRows: *refRows, Seed: *seed, Workers: *workers, BenchTime: benchTime.String(),
+		Numeric: *numeric, Categorical: *categorical}
 	var err error
+	for _, m := range []string{cfg.Numeric, cfg.Categorical} {
+		if m == "" {
+			continue
+		}
+		if _, err := drift.ParseMethod(m); err != nil {
+			return err
+		}
+	}
 	if cfg.Sizes, err = parseInts(*sizes); err != nil {
 		return fmt.Errorf("-sizes: %w", err)
 	}

@@ -67,6 +67,9 @@ func markdown(res *results) string {
 	p("Run: %.0f s wall, %.0f CPU-s own; other processes used %.0f CPU-s (%.2f cores on average); load average %s at the start, %s at the end.\n\n",
 		res.Load.Wall, res.Load.OwnCPU, res.Load.OtherCPU, res.Load.OtherCores, res.Load.LoadAvgStart, res.Load.LoadAvgEnd)
 	m := res.Monitor
+	if cfg.Numeric != "" || cfg.Categorical != "" {
+		p("**Not the monitor's defaults:** methods overridden with -numeric/-categorical.\n\n")
+	}
 	p("Monitor: numeric %s, categorical %s, predictions %s; α = %g, B = %d, floors %v; Benjamini–Hochberg at FDR α over the features; event when %d of the last %d windows drifted (the window itself among them).\n\n",
 		m.Numeric, m.Categorical, m.Predictions, m.Alpha, m.Resamples, m.Floors, m.PersistK, m.PersistN)
 

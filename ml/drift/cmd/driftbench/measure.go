@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flywheel-ml/flywheel/ml/dataset"
+	"github.com/flywheel-ml/flywheel/ml/drift"
 	"github.com/flywheel-ml/flywheel/ml/profile"
 )
 
@@ -240,7 +241,14 @@ func measure(cfg config, benchTime time.Duration) (*results, error) {
 		_ = j
 		res.Features = append(res.Features, fi)
 	}
-	if b.mon, err = newMonitor(&prof, defaultMonitor()); err != nil {
+	mc := defaultMonitor()
+	if cfg.Numeric != "" {
+		mc.Numeric = drift.Method(cfg.Numeric)
+	}
+	if cfg.Categorical != "" {
+		mc.Categorical = drift.Method(cfg.Categorical)
+	}
+	if b.mon, err = newMonitor(&prof, mc); err != nil {
 		return nil, err
 	}
 	res.Monitor = b.mon.cfg
