@@ -37,18 +37,25 @@ func NewLoader(reg Registry, views RefResolver, cache *Cache) *Loader {
 	return &Loader{registry: reg, views: views, cache: cache, warmUps: 3}
 }
 
-// Load returns version of model ready to serve: from the cache when it holds it (verified
-// against its digest), else from the registry, checked against the digest the registry
-// recorded, then compiled against the served feature views and warmed up.
+// Load returns version of model ready to serve, checked against the digest the registry
+// recorded, compiled against the served feature views and warmed up. The local cache
+// supplies the artifact when it holds the one the registry recorded, and serves on its own
+// only when the registry cannot be reached: a registry that answers is the truth (a cached
+// "fraud v2" may be another registry's v2, or one from before the registry was reset).
 func (l *Loader) Load(ctx context.Context, name string, version int) (*Served, error) {
+	v, err := l.registry.GetVersion(ctx, name, version)
+	var answered *client.Error
+	if err != nil && errors.As(err, &answered) {
+		return nil, fmt.Errorf("read %s version %d from the registry: %w", name, version, err)
+	}
+	want := v.Tags[DigestTag]
 	if l.cache != nil {
-		if b, digest, err := l.cache.Artifact(name, version); err == nil {
-			if s, err := l.build(name, version, digest, b); err == nil {
+		if b, digest, cerr := l.cache.Artifact(name, version); cerr == nil && (err != nil || want == digest) {
+			if s, berr := l.build(name, version, digest, b); berr == nil {
 				return s, nil
 			}
 		}
 	}
-	v, err := l.registry.GetVersion(ctx, name, version)
 	if err != nil {
 		return nil, fmt.Errorf("read %s version %d from the registry: %w", name, version, err)
 	}
@@ -60,7 +67,7 @@ func (l *Loader) Load(ctx context.Context, name string, version int) (*Served, e
 		return nil, fmt.Errorf("download %s version %d (%s/%s): %w", name, version, v.Source, ArtifactFile, err)
 	}
 	digest := artifact.ContentHash(b)
-	if want := v.Tags[DigestTag]; want != "" && want != digest {
+	if want != "" && want != digest {
 		return nil, &LoadError{fmt.Errorf("%s version %d: the artifact's sha256 is %s but the registry recorded %s", name, version, digest, want)}
 	}
 	s, err := l.build(name, version, digest, b)
