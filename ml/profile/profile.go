@@ -91,6 +91,17 @@ func Build(f *dataset.Frame, predictions []float64, opt Options) (*Profile, erro
 	return p, nil
 }
 
+// PredictionReference is the prediction entry of a profile from predictions on rows the
+// model did not learn from (its holdout). A flexible model's in-sample scores are more
+// extreme than any it gives in production, so a reference built from them makes prediction
+// drift fire on stationary traffic; Build's in-sample entry is for models without a holdout.
+func PredictionReference(predictions []float64, opt Options) Feature {
+	if opt.Bins <= 1 {
+		opt.Bins = 10
+	}
+	return numeric("prediction", predictions, opt.Bins)
+}
+
 func numeric(name string, col []float64, bins int) Feature {
 	vals := make([]float64, 0, len(col))
 	for _, v := range col {

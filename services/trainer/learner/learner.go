@@ -34,7 +34,7 @@ func (l Learner) Train(ctx context.Context, spec *modelspec.Spec, b *dataset.Bui
 		return nil, err
 	}
 	if spec.Algorithm.Name != modelspec.GBDT {
-		return l.trainLinear(ctx, spec, b, frame, seed, progress)
+		return l.trainLinear(ctx, spec, b, train, frame, seed, progress)
 	}
 	p, err := gbdtParams(spec, seed)
 	if err != nil {
@@ -56,6 +56,9 @@ func (l Learner) Train(ctx context.Context, spec *modelspec.Spec, b *dataset.Bui
 	prof, err := profile.Build(frame, pred, profile.Options{Seed: seed})
 	if err != nil {
 		return nil, fmt.Errorf("reference profile: %w", err)
+	}
+	if err := heldOutPredictions(prof, b, train, m.PredictFrame); err != nil {
+		return nil, err
 	}
 	params, err := json.Marshal(p)
 	if err != nil {
@@ -166,7 +169,7 @@ func Evaluate(task string, labels, scores []float64, threshold float64) map[stri
 }
 
 // trainLinear fits logistic or ridge regression; it reports one step with the training loss.
-func (l Learner) trainLinear(ctx context.Context, spec *modelspec.Spec, b *dataset.Built, frame *mldataset.Frame, seed uint64,
+func (l Learner) trainLinear(ctx context.Context, spec *modelspec.Spec, b *dataset.Built, rows []int, frame *mldataset.Frame, seed uint64,
 	progress func(step int, metrics map[string]float64)) (pipeline.Model, error) {
 	p := linear.Params{Standardize: true, Workers: l.Workers}
 	var standardize float64 = 1
@@ -193,6 +196,9 @@ func (l Learner) trainLinear(ctx context.Context, spec *modelspec.Spec, b *datas
 	if err != nil {
 		return nil, fmt.Errorf("reference profile: %w", err)
 	}
+	if err := heldOutPredictions(prof, b, rows, m.PredictFrame); err != nil {
+		return nil, err
+	}
 	params, _ := json.Marshal(p)
 	a := &artifact.Artifact{Model: spec.Name, Task: spec.Task, Algorithm: spec.Algorithm.Name, Signature: signature(b.Columns),
 		Params: params, Profile: prof, Linear: m}
@@ -200,4 +206,34 @@ func (l Learner) trainLinear(ctx context.Context, spec *modelspec.Spec, b *datas
 		a.Threshold = spec.Threshold
 	}
 	return &Model{a: a}, nil
+}
+
+// minHeldOut is the fewest held-out rows whose predictions make the prediction reference.
+const minHeldOut = 100
+
+// heldOutPredictions makes the profile's prediction reference the model's scores on the
+// rows of b it did not train on (the holdout), as production sees it; with fewer than
+// minHeldOut such rows the in-sample reference stays.
+func heldOutPredictions(prof *profile.Profile, b *dataset.Built, train []int, predict func(*mldataset.Frame, []float64)) error {
+	inTrain := make([]bool, b.Frame.Rows())
+	for _, r := range train {
+		inTrain[r] = true
+	}
+	var held []int
+	for r, in := range inTrain {
+		if !in {
+			held = append(held, r)
+		}
+	}
+	if len(held) < minHeldOut {
+		return nil
+	}
+	frame, err := Remap(b, held, b.Columns)
+	if err != nil {
+		return fmt.Errorf("held-out rows for the prediction reference: %w", err)
+	}
+	pred := make([]float64, frame.Rows())
+	predict(frame, pred)
+	prof.Predictions = profile.PredictionReference(pred, profile.Options{})
+	return nil
 }

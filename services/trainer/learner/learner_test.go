@@ -2,10 +2,12 @@ package learner_test
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/flywheel-ml/flywheel/ml/artifact"
 	mldataset "github.com/flywheel-ml/flywheel/ml/dataset"
 	"github.com/flywheel-ml/flywheel/schemas/modelspec"
 	"github.com/flywheel-ml/flywheel/services/trainer/dataset"
@@ -132,5 +134,81 @@ func TestLogisticThroughTheLearner(t *testing.T) {
 	c, _ := loaded.Score(b, []int{1600, 1700})
 	if a[0] != c[0] || a[1] != c[1] || !(a[0] > 0 && a[0] < 1) {
 		t.Fatalf("scores %v vs %v", a, c)
+	}
+}
+
+// TestPredictionReferenceIsHeldOut: the profile's prediction reference is the model's
+// scores on the rows it did not train on (600 here), not its in-sample scores (2,400), for
+// GBDT and for logistic regression.
+func TestPredictionReferenceIsHeldOut(t *testing.T) {
+	b := built(3, 3000, []string{"atm", "ecom", "pos"})
+	rows := make([]int, 2400)
+	for i := range rows {
+		rows[i] = i
+	}
+	for _, algo := range []string{"gbdt", "logistic"} {
+		sp := spec()
+		sp.Algorithm.Name = algo
+		if algo == "logistic" {
+			sp.Algorithm.Params = nil
+		}
+		m, err := learner.Learner{}.Train(context.Background(), sp, b, rows, 7, func(int, map[string]float64) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prof struct {
+			Rows        int `json:"rows"`
+			Predictions struct {
+				Rows int `json:"rows"`
+			} `json:"predictions"`
+		}
+		if err := json.Unmarshal(m.Profile(), &prof); err != nil {
+			t.Fatal(err)
+		}
+		if prof.Rows != 2400 || prof.Predictions.Rows != 600 {
+			t.Fatalf("%s: profile of %d rows with a prediction reference of %d, want 2400 and the 600 held out", algo, prof.Rows, prof.Predictions.Rows)
+		}
+	}
+}
+
+// TestServedEncodingMatchesTraining: a request encoded as serving encodes it (the
+// artifact's signature encoders) scores what the trainer scored for the same row.
+func TestServedEncodingMatchesTraining(t *testing.T) {
+	vocab := []string{"pos", "atm", "ecom"} // not sorted: codes are the vocabulary's order
+	b := built(5, 3000, vocab)
+	rows := make([]int, 3000)
+	for i := range rows {
+		rows[i] = i
+	}
+	m, err := learner.Learner{}.Train(context.Background(), spec(), b, rows, 7, func(int, map[string]float64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := m.Encode(map[string]float64{"auc": 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := artifact.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Score(b, rows[:200])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := a.Predictor()
+	for i, r := range rows[:200] {
+		request := map[string]any{"amount": b.Frame.Cols[0][r], "channel": vocab[int(b.Frame.Cols[1][r])]}
+		row := make([]float64, len(a.Signature))
+		for j, f := range a.Signature {
+			v, err := f.Encoder().Encode(request[f.Name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			row[j] = v
+		}
+		if got := p.Predict(row); math.Abs(got-want[i]) > 1e-12 {
+			t.Fatalf("row %d (%v): served %v, trainer %v", r, request, got, want[i])
+		}
 	}
 }
