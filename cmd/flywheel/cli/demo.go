@@ -103,7 +103,11 @@ func runLoopDemo(ctx context.Context, lookup config.LookupFunc, kcfg kafkax.Conf
 		return err
 	}
 	defer logs.Close()
-	vars := map[string]string{"FLYWHEEL_TRAINER_MODELS_DIR": modelsDir, "FLYWHEEL_MONITOR_MODELS_DIR": modelsDir,
+	cacheDir := filepath.Join(dir, "serving-cache")
+	if err := os.RemoveAll(cacheDir); err != nil {
+		return err
+	}
+	vars := map[string]string{"FLYWHEEL_SERVING_CACHE_DIR": cacheDir, "FLYWHEEL_TRAINER_MODELS_DIR": modelsDir, "FLYWHEEL_MONITOR_MODELS_DIR": modelsDir,
 		"FLYWHEEL_MONITOR_WINDOW": "10s", "FLYWHEEL_MONITOR_GRACE": "3s", "FLYWHEEL_MONITOR_MIN_WINDOW": "300",
 		"FLYWHEEL_MONITOR_TICK": "1s", "FLYWHEEL_MONITOR_LOOKBACK": "30m", "FLYWHEEL_MONITOR_PERSIST_K": "2",
 		"FLYWHEEL_MONITOR_PERSIST_N": "3", "FLYWHEEL_MONITOR_COOLDOWN": "10m", "FLYWHEEL_MONITOR_MIN_LABELS": "200",

@@ -39,7 +39,7 @@ func TestSecondCountsAndWindowsOnClickHouse(t *testing.T) {
 	for i := range 3 {
 		add(fmt.Sprint("b", i), 1, t0.Add(3*time.Second+time.Duration(i)*time.Millisecond), false) // second 3: 3
 	}
-	add("s", 1, t0.Add(3*time.Second), true)  // shadow
+	add("s", 1, t0.Add(3*time.Second), true)   // shadow
 	add("v2", 2, t0.Add(3*time.Second), false) // another version
 	add("late", 1, t0.Add(9*time.Second), false)
 	lander := landing.New(conn, zap.NewNop(), nil)

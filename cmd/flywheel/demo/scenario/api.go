@@ -195,3 +195,30 @@ func (c *apiClient) runTags(ctx context.Context, runID string) (map[string]strin
 	}
 	return tags, time.UnixMilli(out.Run.Info.StartTime).UTC(), time.UnixMilli(out.Run.Info.EndTime).UTC(), err
 }
+
+// waitServed waits until serving has loaded version of model (under any alias).
+func (c *apiClient) waitServed(ctx context.Context, model string, version int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var m struct {
+			Versions []struct {
+				Version int `json:"version"`
+			} `json:"versions"`
+		}
+		if _, err := c.do(ctx, "serving", http.MethodGet, "/v1/models/"+model, nil, &m); err == nil {
+			for _, v := range m.Versions {
+				if v.Version == version {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("serving did not load %s version %d within %s", model, version, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}

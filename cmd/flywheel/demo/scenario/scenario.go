@@ -115,6 +115,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	_ = d.watch(ctx, t, api, cfg, deadline, newChampion)
 	if rep.NewVersion > 0 {
+		// the old champion is no longer served: make it the challenger so that a request
+		// can pin it, and score the same drifted payments with both
+		if _, err := api.do(ctx, "registry", http.MethodPost, "/v1/models/"+cfg.Model+"/aliases/challenger",
+			map[string]any{"version": first.ModelVersion, "reason": "demo: the old champion scores the drifted payments beside the new one"}, nil); err != nil {
+			return rep, err
+		}
+		if err := api.waitServed(ctx, cfg.Model, first.ModelVersion, cfg.ReadyTimeout); err != nil {
+			return rep, err
+		}
 		t.compareTo.Store(int64(first.ModelVersion))
 		d.phase("version %d answers; both versions score the same payments for %s", rep.NewVersion, cfg.Compare)
 		_ = d.watch(ctx, t, api, cfg, time.Now().Add(cfg.Compare), func() bool { return false })

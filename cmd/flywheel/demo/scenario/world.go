@@ -23,10 +23,10 @@ type world struct {
 }
 
 type card struct {
-	id      string
-	avg     float64 // typical amount
-	home    string
-	burst   int // payments left in a fraudster's burst
+	id    string
+	avg   float64 // typical amount
+	home  string
+	burst int // payments left in a fraudster's burst
 }
 
 // payment is one generated transaction and its truth.
