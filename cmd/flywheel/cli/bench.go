@@ -16,18 +16,25 @@ import (
 )
 
 func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
-	root := &cobra.Command{Use: "bench", Short: "Load tools for the figures in docs/benchmarks.md"}
+	root := &cobra.Command{
+		Use:   "bench",
+		Short: "Load tools for the figures in docs/benchmarks.md",
+		Example: `  flywheel bench ingest --duration 10s
+  flywheel bench lookup --qps 1000 -o json`,
+	}
+	var output outputFormat
+	addOutputFlag(root, &output)
 	var cfg loadgen.IngestConfig
 	ingest := &cobra.Command{
-		Use:   "ingest",
-		Short: "POST batches of fresh transactions to ingest from concurrent clients and report events/s and batch latency",
+		Use:     "ingest",
+		Short:   "POST batches of fresh transactions to ingest from concurrent clients and report events/s and batch latency",
+		Example: "  flywheel bench ingest --batch 500 --concurrency 8 --duration 20s",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := loadgen.Ingest(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			cmd.Println(rep.String())
-			return nil
+			return emitReport(cmd, output, rep)
 		},
 	}
 	ingest.Flags().StringVar(&cfg.URL, "url", "http://127.0.0.1:8081", "ingest base URL")
@@ -40,15 +47,15 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 
 	var lc loadgen.LookupConfig
 	lookup := &cobra.Command{
-		Use:   "lookup",
-		Short: "Online feature lookups at a fixed rate (open loop); reports latency percentiles",
+		Use:     "lookup",
+		Short:   "Online feature lookups at a fixed rate (open loop); reports latency percentiles",
+		Example: "  flywheel bench lookup --qps 2000 --entities 1 --duration 20s",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := loadgen.Lookup(cmd.Context(), lc)
 			if err != nil {
 				return err
 			}
-			cmd.Println(rep.String())
-			return nil
+			return emitReport(cmd, output, rep)
 		},
 	}
 	lookup.Flags().StringVar(&lc.URL, "url", "http://127.0.0.1:8082", "features base URL")
@@ -63,8 +70,9 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 
 	var sc loadgen.StreamConfig
 	stream := &cobra.Command{
-		Use:   "features-stream",
-		Short: "Produce N envelopes to events.<stream> and time the features service applying them to both stores",
+		Use:     "features-stream",
+		Short:   "Produce N envelopes to events.<stream> and time the features service applying them to both stores",
+		Example: "  flywheel bench features-stream --n 200000",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var kc struct{ Kafka kafkax.Config }
 			if err := config.Load(&kc, nil, lookupEnv, io.Discard); err != nil {
@@ -75,9 +83,11 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cmd.Printf("%d events applied to %s (Redis + ClickHouse) in %v: %.0f events/s; after the producer finished, %d events in %v: %.0f events/s\n",
-				sc.N, sc.View, rep.Elapsed.Round(time.Millisecond), rep.Rate(), rep.Drained, rep.DrainElapsed.Round(time.Millisecond), rep.DrainRate())
-			return nil
+			return emit(cmd.OutOrStdout(), output, rep, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%d events applied to %s (Redis + ClickHouse) in %v: %.0f events/s; after the producer finished, %d events in %v: %.0f events/s\n",
+					sc.N, sc.View, rep.Elapsed.Round(time.Millisecond), rep.Rate(), rep.Drained, rep.DrainElapsed.Round(time.Millisecond), rep.DrainRate())
+				return err
+			})
 		},
 	}
 	stream.Flags().StringVar(&sc.FeaturesURL, "url", "http://127.0.0.1:8082", "features base URL (for its metrics)")
@@ -90,8 +100,9 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 	var pc loadgen.PITConfig
 	var viewName, viewsDir string
 	pit := &cobra.Command{
-		Use:   "pit",
-		Short: "Point-in-time retrieval of N entity rows straight from the offline store",
+		Use:     "pit",
+		Short:   "Point-in-time retrieval of N entity rows straight from the offline store",
+		Example: "  flywheel bench pit --rows 100000",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cc struct{ ClickHouse chx.Config }
 			if err := config.Load(&cc, nil, lookupEnv, io.Discard); err != nil {
@@ -114,9 +125,18 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cmd.Printf("%d rows × %d features in %v (%.0f rows/s); %d values present\n", pc.Rows, len(v.Features),
-				elapsed.Round(time.Millisecond), float64(pc.Rows)/elapsed.Seconds(), present)
-			return nil
+			rep := struct {
+				Rows     int           `json:"rows"`
+				Features int           `json:"features"`
+				Elapsed  time.Duration `json:"elapsed_ns"`
+				RowsPerS float64       `json:"rows_per_second"`
+				Present  int           `json:"present"`
+			}{pc.Rows, len(v.Features), elapsed, float64(pc.Rows) / elapsed.Seconds(), present}
+			return emit(cmd.OutOrStdout(), output, rep, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%d rows × %d features in %v (%.0f rows/s); %d values present\n", rep.Rows, rep.Features,
+					elapsed.Round(time.Millisecond), rep.RowsPerS, present)
+				return err
+			})
 		},
 	}
 	pit.Flags().IntVar(&pc.Rows, "rows", 1_000_000, "entity rows")
@@ -125,25 +145,33 @@ func benchCommand(lookupEnv config.LookupFunc) *cobra.Command {
 	pit.Flags().StringVar(&viewName, "view", "card_activity", "feature view")
 	pit.Flags().StringVar(&viewsDir, "views-dir", "", "directory of view definitions (default: the shipped ones)")
 	root.AddCommand(pit)
-	root.AddCommand(registryLogCommand(), registrySearchCommand())
+	root.AddCommand(registryLogCommand(&output), registrySearchCommand(&output))
 	return root
 }
 
-func registryLogCommand() *cobra.Command {
+// emitReport prints a load report: its one-line summary, or the report as JSON.
+func emitReport(cmd *cobra.Command, output outputFormat, rep fmt.Stringer) error {
+	return emit(cmd.OutOrStdout(), output, rep, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, rep.String())
+		return err
+	})
+}
+
+func registryLogCommand(output *outputFormat) *cobra.Command {
 	var cfg loadgen.RegistryLogConfig
 	cmd := &cobra.Command{
-		Use:   "registry-log",
-		Short: "Closed-loop runs/log-batch calls from concurrent clients, one run each; reports requests/s, metric points/s and latency",
+		Use:     "registry-log",
+		Short:   "Closed-loop runs/log-batch calls from concurrent clients, one run each; reports requests/s, metric points/s and latency",
+		Example: "  flywheel bench registry-log --concurrency 20 --duration 20s",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := loadgen.RegistryLog(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			cmd.Println(rep.String())
-			return nil
+			return emitReport(cmd, *output, rep)
 		},
 	}
-	cmd.Flags().StringVar(&cfg.URL, "url", defaultRegistryURL, "registry base URL")
+	cmd.Flags().StringVar(&cfg.URL, "url", registryService.defaultURL(), "registry base URL")
 	cmd.Flags().StringVar(&cfg.Token, "token", "", "bearer token with the write scope")
 	cmd.Flags().IntVar(&cfg.Concurrency, "concurrency", 20, "concurrent clients, each logging to its own run")
 	cmd.Flags().IntVar(&cfg.Metrics, "metrics", 10, "metric points per log-batch call (keys m0, m1, ...)")
@@ -151,11 +179,12 @@ func registryLogCommand() *cobra.Command {
 	return cmd
 }
 
-func registrySearchCommand() *cobra.Command {
+func registrySearchCommand(output *outputFormat) *cobra.Command {
 	var cfg loadgen.RegistrySearchConfig
 	cmd := &cobra.Command{
-		Use:   "registry-search",
-		Short: "Seed an experiment with N runs (once) and time sequential runs/search calls over it",
+		Use:     "registry-search",
+		Short:   "Seed an experiment with N runs (once) and time sequential runs/search calls over it",
+		Example: "  flywheel bench registry-search --runs 10000 --iterations 50",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.Experiment == "" {
 				cfg.Experiment = fmt.Sprintf("flywheel-bench-search-%d", cfg.Runs)
@@ -165,18 +194,20 @@ func registrySearchCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if rep.Seeded > 0 {
-				cmd.Printf("seeded %d runs in %v (%.0f runs/s)\n", rep.Seeded, rep.SeedElapsed.Round(time.Millisecond),
-					float64(rep.Seeded)/rep.SeedElapsed.Seconds())
-			}
-			cmd.Printf("experiment %s (%s), %d runs; %d sequential searches per query\n", cfg.Experiment, rep.ExperimentID, rep.Runs, cfg.Iterations)
-			for _, s := range rep.Searches {
-				cmd.Println(s.String())
-			}
-			return nil
+			return emit(cmd.OutOrStdout(), *output, rep, func(w io.Writer) error {
+				if rep.Seeded > 0 {
+					fmt.Fprintf(w, "seeded %d runs in %v (%.0f runs/s)\n", rep.Seeded, rep.SeedElapsed.Round(time.Millisecond),
+						float64(rep.Seeded)/rep.SeedElapsed.Seconds())
+				}
+				fmt.Fprintf(w, "experiment %s (%s), %d runs; %d sequential searches per query\n", cfg.Experiment, rep.ExperimentID, rep.Runs, cfg.Iterations)
+				for _, s := range rep.Searches {
+					fmt.Fprintln(w, s.String())
+				}
+				return nil
+			})
 		},
 	}
-	cmd.Flags().StringVar(&cfg.URL, "url", defaultRegistryURL, "registry base URL")
+	cmd.Flags().StringVar(&cfg.URL, "url", registryService.defaultURL(), "registry base URL")
 	cmd.Flags().StringVar(&cfg.Token, "token", "", "bearer token with the read and write scopes (seeding writes)")
 	cmd.Flags().StringVar(&cfg.Experiment, "experiment", "", "experiment to search (default flywheel-bench-search-<runs>; created and seeded when short of runs)")
 	cmd.Flags().IntVar(&cfg.Runs, "runs", 100_000, "runs the experiment must hold")

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func importedModel(name, format, file string, categorical []string, threshold fl
 	return artifact.FromForest(name, m, features, threshold)
 }
 
-func modelsImportCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Command {
+func modelsImportCommand(opts *clientOptions, lookup config.LookupFunc) *cobra.Command {
 	var format, alias, reason string
 	var categorical []string
 	var threshold float64
@@ -85,7 +86,7 @@ reference profile, so the monitor cannot judge their drift.`,
 				return err
 			}
 			digest := artifact.ContentHash(body)
-			rc, err := opts.client(lookup)
+			rc, err := opts.client(registryService, lookup)
 			if err != nil {
 				return err
 			}
@@ -128,16 +129,22 @@ reference profile, so the monitor cannot judge their drift.`,
 					return fmt.Errorf("version %d registered, but moving %s failed: %w", v.Version, alias, err)
 				}
 			}
-			if opts.output == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), []byte(fmt.Sprintf(`{"model":%q,"version":%d,"sha256":%q,"task":%q,"inputs":%d,"alias":%q}`,
-					name, v.Version, digest, a.Task, len(a.Signature), alias)))
-			}
-			cmd.Printf("%s version %d: %s %s model, %d inputs, sha256 %s", name, v.Version, format, a.Task, len(a.Signature), digest[:12])
-			if alias != "" {
-				cmd.Printf(", now %s", alias)
-			}
-			cmd.Println()
-			return nil
+			imported := struct {
+				Model   string `json:"model"`
+				Version int    `json:"version"`
+				SHA256  string `json:"sha256"`
+				Task    string `json:"task"`
+				Inputs  int    `json:"inputs"`
+				Alias   string `json:"alias"`
+			}{name, v.Version, digest, string(a.Task), len(a.Signature), alias}
+			return emit(cmd.OutOrStdout(), opts.output, imported, func(w io.Writer) error {
+				fmt.Fprintf(w, "%s version %d: %s %s model, %d inputs, sha256 %s", name, v.Version, format, a.Task, len(a.Signature), digest[:12])
+				if alias != "" {
+					fmt.Fprintf(w, ", now %s", alias)
+				}
+				_, err := fmt.Fprintln(w)
+				return err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "lightgbm or xgboost")

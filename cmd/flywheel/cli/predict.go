@@ -1,50 +1,15 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flywheel-ml/flywheel/platform/config"
 )
-
-// Environment variables and defaults of serving's and the features service's base URLs.
-const (
-	servingURLEnv      = "FLYWHEEL_SERVING_URL"
-	defaultServingURL  = "http://127.0.0.1:8084"
-	featuresURLEnv     = "FLYWHEEL_FEATURES_URL"
-	defaultFeaturesURL = "http://127.0.0.1:8082"
-)
-
-// serviceClient is a JSON client of a Flywheel service: the flag, else the environment
-// variable, else the default; token and timeout are the shared options'.
-func serviceClient(opts *registryOptions, flagURL, flagName, env, def string, lookup config.LookupFunc) (*registryClient, error) {
-	base, source := flagURL, flagName
-	if base == "" && lookup != nil {
-		v, _ := lookup(env)
-		base, source = strings.TrimSpace(v), env
-	}
-	if base == "" {
-		base = def
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s %q: want an http(s)://host:port base URL", source, base)
-	}
-	c, err := opts.client(lookup)
-	if err != nil {
-		return nil, err
-	}
-	c.base, c.hint = strings.TrimRight(base, "/"), "set "+flagName+" or "+env
-	return c, nil
-}
 
 type predictionOut struct {
 	Version int       `json:"version"`
@@ -65,8 +30,8 @@ type predictOut struct {
 const maxPredictBatch = 100
 
 func predictCommand(lookup config.LookupFunc) *cobra.Command {
-	opts := &registryOptions{}
-	var servingURL, file, pin string
+	opts := &clientOptions{}
+	var file, pin string
 	var instances []string
 	cmd := &cobra.Command{
 		Use:   "predict MODEL",
@@ -75,13 +40,14 @@ func predictCommand(lookup config.LookupFunc) *cobra.Command {
 the version that made it. Instances are JSON objects of the entity keys and request-time
 fields (and an optional "features" object of values you supply); give them with -i (repeat
 it) or as NDJSON with -f FILE (- for stdin). They go 100 per call. Every prediction is logged
-to the predictions topic like any other.`,
+to the predictions topic like any other. With -o json each call's answer is printed as serving
+sent it (one JSON document per 100 instances).`,
 		Example: `  flywheel predict fraud -i '{"card_id":"c-42","amount":912.5,"merchant_category":"electronics","channel":"ecom","country":"DE"}'
   flywheel predict fraud -f instances.ndjson -o json
   cat instances.ndjson | flywheel predict fraud -f - --pin challenger`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := serviceClient(opts, servingURL, "--serving-url", servingURLEnv, defaultServingURL, lookup)
+			c, err := opts.client(servingService, lookup)
 			if err != nil {
 				return err
 			}
@@ -112,8 +78,7 @@ to the predictions topic like any other.`,
 			}
 			if opts.output == outputJSON {
 				for _, r := range results {
-					b, _ := json.Marshal(r)
-					if err := writeJSON(cmd.OutOrStdout(), b); err != nil {
+					if err := writeJSON(cmd.OutOrStdout(), r); err != nil {
 						return err
 					}
 				}
@@ -134,8 +99,7 @@ to the predictions topic like any other.`,
 			return t.flush()
 		},
 	}
-	opts.addFlags(cmd)
-	cmd.Flags().StringVar(&servingURL, "serving-url", "", "serving base URL (default $"+servingURLEnv+", else "+defaultServingURL+")")
+	opts.addFlags(cmd, servingService)
 	cmd.Flags().StringArrayVarP(&instances, "instance", "i", nil, "an instance as JSON (repeatable)")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "NDJSON file of instances (- for stdin)")
 	cmd.Flags().StringVar(&pin, "pin", "", "version to answer: champion, challenger or a version number")
@@ -143,7 +107,7 @@ to the predictions topic like any other.`,
 	return cmd
 }
 
-func callPredict(ctx context.Context, c *registryClient, model string, instances []json.RawMessage, pin, id string) (predictOut, error) {
+func callPredict(ctx context.Context, c *apiClient, model string, instances []json.RawMessage, pin, id string) (predictOut, error) {
 	var out predictOut
 	body := map[string]any{"instances": instances}
 	if id != "" {
@@ -155,30 +119,4 @@ func callPredict(ctx context.Context, c *registryClient, model string, instances
 	}
 	err := c.post(ctx, path, body, &out)
 	return out, err
-}
-
-func readNDJSON(file string, stdin io.Reader) ([]json.RawMessage, error) {
-	var r io.Reader = stdin
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	var out []json.RawMessage
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for line := 1; sc.Scan(); line++ {
-		s := strings.TrimSpace(sc.Text())
-		if s == "" {
-			continue
-		}
-		if !json.Valid([]byte(s)) {
-			return nil, fmt.Errorf("%s line %d is not JSON", file, line)
-		}
-		out = append(out, json.RawMessage(s))
-	}
-	return out, sc.Err()
 }

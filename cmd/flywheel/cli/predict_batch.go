@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -22,8 +20,8 @@ import (
 )
 
 func predictBatchCommand(lookup config.LookupFunc) *cobra.Command {
-	opts := &registryOptions{}
-	var servingURL, featuresURL, modelsDir, pin, from, to string
+	opts := &clientOptions{}
+	var modelsDir, pin, from, to string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "batch MODEL --from TIME --to TIME",
@@ -48,11 +46,11 @@ to stdout. Exits non-zero if any call failed.`,
 			if err != nil {
 				return err
 			}
-			serving, err := serviceClient(opts, servingURL, "--serving-url", servingURLEnv, defaultServingURL, lookup)
+			serving, err := opts.client(servingService, lookup)
 			if err != nil {
 				return err
 			}
-			features, err := serviceClient(opts, featuresURL, "--features-url", featuresURLEnv, defaultFeaturesURL, lookup)
+			features, err := opts.client(featuresService, lookup)
 			if err != nil {
 				return err
 			}
@@ -97,20 +95,19 @@ to stdout. Exits non-zero if any call failed.`,
 			if err != nil {
 				return err
 			}
-			if opts.output == outputJSON {
-				b, _ := json.Marshal(sum)
-				if err := writeJSON(cmd.OutOrStdout(), b); err != nil {
-					return err
-				}
-			} else {
-				cmd.Printf("scored %d of %d %s events in %s (%.0f/s); %d failed\n", sum.Scored, sum.Events, spec.PredictionStream,
+			err = emit(cmd.OutOrStdout(), opts.output, sum, func(w io.Writer) error {
+				fmt.Fprintf(w, "scored %d of %d %s events in %s (%.0f/s); %d failed\n", sum.Scored, sum.Events, spec.PredictionStream,
 					sum.Elapsed, float64(sum.Scored)/max(sum.Elapsed.Seconds(), 1e-9), sum.Failed)
 				for v, n := range sum.Versions {
-					cmd.Printf("  version %s: %d predictions\n", v, n)
+					fmt.Fprintf(w, "  version %s: %d predictions\n", v, n)
 				}
 				if sum.Scored > 0 {
-					cmd.Printf("  mean score %.4f, label 1 for %.2f %%\n", sum.MeanScore, 100*sum.PositiveRate)
+					fmt.Fprintf(w, "  mean score %.4f, label 1 for %.2f %%\n", sum.MeanScore, 100*sum.PositiveRate)
 				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			if sum.Failed > 0 {
 				return fmt.Errorf("%d events were not scored; first error: %s", sum.Failed, sum.FirstError)
@@ -118,9 +115,7 @@ to stdout. Exits non-zero if any call failed.`,
 			return nil
 		},
 	}
-	opts.addFlags(cmd)
-	cmd.Flags().StringVar(&servingURL, "serving-url", "", "serving base URL (default $"+servingURLEnv+", else "+defaultServingURL+")")
-	cmd.Flags().StringVar(&featuresURL, "features-url", "", "features base URL (default $"+featuresURLEnv+", else "+defaultFeaturesURL+")")
+	opts.addFlags(cmd, servingService, featuresService)
 	cmd.Flags().StringVar(&modelsDir, "models-dir", "", "directory of training specs (default: the shipped ones)")
 	cmd.Flags().StringVar(&from, "from", "", "start of the event-time range (RFC 3339, inclusive)")
 	cmd.Flags().StringVar(&to, "to", "", "end of the event-time range (RFC 3339, exclusive)")
@@ -152,7 +147,7 @@ func loadSpec(dir, name string) (*modelspec.Spec, error) {
 
 type batchJob struct {
 	spec              *modelspec.Spec
-	serving, features *registryClient
+	serving, features *apiClient
 	pin               string
 	count             func(ctx context.Context) (uint64, error)
 	scan              func(ctx context.Context, visit func(eventID string, at time.Time, payload string) error) error
@@ -286,40 +281,4 @@ func supplyFeatures(ctx context.Context, job batchJob, chunk []pendingEvent) err
 		}
 	}
 	return nil
-}
-
-// postNDJSON posts a JSON body and reads an NDJSON answer.
-func (c *registryClient) postNDJSON(ctx context.Context, path string, body any) ([]map[string]any, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(string(b)))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("nothing answers at %s (is the service running? `make up` starts it; %s): %w", c.base, c.hint, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, fmt.Errorf("%s %s: %d %s", c.base, path, resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	var out []map[string]any
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			return nil, fmt.Errorf("%s: a line that is not JSON", path)
-		}
-		out = append(out, m)
-	}
-	return out, sc.Err()
 }

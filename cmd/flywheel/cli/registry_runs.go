@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -89,20 +87,24 @@ func (r *mlflowRun) latestMetrics() []mlflowMetric {
 }
 
 func runsCommand(lookup config.LookupFunc) *cobra.Command {
-	opts := &registryOptions{}
+	opts := &clientOptions{}
 	root := &cobra.Command{
 		Use:   "runs",
-		Short: "List and inspect experiment runs in the registry",
-		Long: `Lists and inspects experiment runs through the registry's MLflow REST API.
-The registry is --registry-url, else $` + registryURLEnv + `, else ` + defaultRegistryURL + `;
-the bearer token is --token, else $` + registryTokenEnv + `.`,
+		Short: "List and inspect experiment runs in the registry; reproduce one with the trainer",
+		Long: `Lists and inspects experiment runs through the registry's MLflow REST API, and retrains a
+run from its stored snapshot with the trainer.
+The registry is --registry-url, else $` + registryService.urlEnv() + `, else ` + registryService.defaultURL() + `;
+the bearer token is --token, else $` + tokenEnv + `.`,
+		Example: `  flywheel runs list --experiment fraud
+  flywheel runs show 4f1c2a9e0b7d4c3f -o json
+  flywheel runs reproduce 4f1c2a9e0b7d4c3f`,
 	}
-	opts.addFlags(root)
+	opts.addFlags(root, registryService)
 	root.AddCommand(runsListCommand(opts, lookup), runsShowCommand(opts, lookup), runsReproduceCommand(opts, lookup))
 	return root
 }
 
-func runsListCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Command {
+func runsListCommand(opts *clientOptions, lookup config.LookupFunc) *cobra.Command {
 	var experiment, filter string
 	var orderBy []string
 	var limit int
@@ -116,7 +118,7 @@ func runsListCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Com
 			if limit < 1 {
 				return fmt.Errorf("--max must be at least 1, got %d", limit)
 			}
-			c, err := opts.client(lookup)
+			c, err := opts.client(registryService, lookup)
 			if err != nil {
 				return err
 			}
@@ -129,10 +131,7 @@ func runsListCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Com
 			if err != nil {
 				return err
 			}
-			if opts.output == outputJSON {
-				return writeJSONArray(cmd.OutOrStdout(), raws)
-			}
-			return printRuns(cmd.OutOrStdout(), raws, expID)
+			return emit(cmd.OutOrStdout(), opts.output, raws, func(w io.Writer) error { return printRuns(w, raws, expID) })
 		},
 	}
 	f := cmd.Flags()
@@ -145,7 +144,7 @@ func runsListCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Com
 
 // resolveExperiment turns an experiment name or id into an id. A numeric ref is tried as an id
 // first, then as a name (experiments may be named "2024").
-func resolveExperiment(ctx context.Context, c *registryClient, ref string) (string, error) {
+func resolveExperiment(ctx context.Context, c *apiClient, ref string) (string, error) {
 	if strings.TrimSpace(ref) == "" {
 		return "", errors.New("--experiment must not be empty")
 	}
@@ -178,7 +177,7 @@ func resolveExperiment(ctx context.Context, c *registryClient, ref string) (stri
 }
 
 func isNotFound(err error) bool {
-	var re *RegistryError
+	var re *APIError
 	return errors.As(err, &re) && (re.Status == http.StatusNotFound || re.Code == "RESOURCE_DOES_NOT_EXIST")
 }
 
@@ -195,7 +194,7 @@ type runsSearchRequest struct {
 // maxRunsPage is MLflow's default (and a safe) SearchRuns page size.
 const maxRunsPage = 1000
 
-func searchRuns(ctx context.Context, c *registryClient, expID, filter string, orderBy []string, limit int) ([]json.RawMessage, error) {
+func searchRuns(ctx context.Context, c *apiClient, expID, filter string, orderBy []string, limit int) ([]json.RawMessage, error) {
 	return collectPages(limit, func(token string, want int) ([]json.RawMessage, string, error) {
 		req := runsSearchRequest{
 			ExperimentIDs: []string{expID},
@@ -236,13 +235,15 @@ func printRuns(w io.Writer, raws []json.RawMessage, expID string) error {
 	return t.flush()
 }
 
-func runsShowCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Command {
+func runsShowCommand(opts *clientOptions, lookup config.LookupFunc) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show RUN_ID",
 		Short: "Show a run: info, params, latest metrics, tags and dataset inputs",
-		Args:  cobra.ExactArgs(1),
+		Example: `  flywheel runs show 4f1c2a9e0b7d4c3f
+  flywheel runs show 4f1c2a9e0b7d4c3f -o json | jq '.data.metrics'`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client(lookup)
+			c, err := opts.client(registryService, lookup)
 			if err != nil {
 				return err
 			}
@@ -255,35 +256,33 @@ func runsShowCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Com
 			if len(resp.Run) == 0 {
 				return fmt.Errorf("registry: run %s: the answer has no run", args[0])
 			}
-			if opts.output == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), resp.Run)
-			}
-			var r mlflowRun
-			if err := json.Unmarshal(resp.Run, &r); err != nil {
-				return fmt.Errorf("registry: decoding run %s: %w", args[0], err)
-			}
-			return printRun(cmd.OutOrStdout(), &r)
+			return emit(cmd.OutOrStdout(), opts.output, resp.Run, func(w io.Writer) error {
+				var r mlflowRun
+				if err := json.Unmarshal(resp.Run, &r); err != nil {
+					return fmt.Errorf("registry: decoding run %s: %w", args[0], err)
+				}
+				return printRun(w, &r)
+			})
 		},
 	}
 }
 
 func printRun(w io.Writer, r *mlflowRun) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	kv := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, cell(v)) }
-	kv("Run ID:", r.Info.RunID)
-	kv("Name:", r.name())
-	kv("Experiment:", r.Info.ExperimentID)
-	kv("Status:", r.Info.Status)
-	kv("User:", r.Info.UserID)
-	kv("Start:", r.Info.StartTime.String())
+	kv := newKeyValues(w)
+	kv.add("Run ID", r.Info.RunID)
+	kv.add("Name", r.name())
+	kv.add("Experiment", r.Info.ExperimentID)
+	kv.add("Status", r.Info.Status)
+	kv.add("User", r.Info.UserID)
+	kv.add("Start", r.Info.StartTime.String())
 	end := r.Info.EndTime.String()
 	if !r.Info.StartTime.IsZero() && !r.Info.EndTime.IsZero() {
 		end += " (" + r.Info.EndTime.Sub(r.Info.StartTime.Time).String() + ")"
 	}
-	kv("End:", end)
-	kv("Artifacts:", r.Info.ArtifactURI)
-	kv("Lifecycle:", r.Info.LifecycleStage)
-	if err := tw.Flush(); err != nil {
+	kv.add("End", end)
+	kv.add("Artifacts", r.Info.ArtifactURI)
+	kv.add("Lifecycle", r.Info.LifecycleStage)
+	if err := kv.flush(); err != nil {
 		return err
 	}
 
@@ -340,25 +339,4 @@ func sortedKV(in []keyValue) []keyValue {
 	out := append([]keyValue(nil), in...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
-}
-
-// indented prefixes every line written through it with two spaces.
-type indented struct {
-	w         io.Writer
-	midOfLine bool
-}
-
-func (i *indented) Write(p []byte) (int, error) {
-	var b bytes.Buffer
-	for _, c := range p {
-		if !i.midOfLine {
-			b.WriteString("  ")
-		}
-		b.WriteByte(c)
-		i.midOfLine = c != '\n'
-	}
-	if _, err := i.w.Write(b.Bytes()); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }

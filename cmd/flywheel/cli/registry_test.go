@@ -280,9 +280,9 @@ func TestRegistryErrorShapes(t *testing.T) {
 			if err == nil || err.Error() != tt.wantErr {
 				t.Fatalf("got error %v, want %s", err, tt.wantErr)
 			}
-			var re *cli.RegistryError
+			var re *cli.APIError
 			if !errors.As(err, &re) || re.Status != tt.exch.status || re.Code != tt.code {
-				t.Errorf("want a *cli.RegistryError with status %d and code %q, got %#v", tt.exch.status, tt.code, re)
+				t.Errorf("want a *cli.APIError with status %d and code %q, got %#v", tt.exch.status, tt.code, re)
 			}
 		})
 	}
@@ -327,9 +327,9 @@ func TestModelsPromoteForbidden(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
-	var re *cli.RegistryError
+	var re *cli.APIError
 	if !errors.As(err, &re) || re.Status != http.StatusForbidden {
-		t.Errorf("the 403 must stay a *cli.RegistryError, got %#v", err)
+		t.Errorf("the 403 must stay a *cli.APIError, got %#v", err)
 	}
 }
 
@@ -389,7 +389,8 @@ func TestModelsVersionsSortedNewestFirst(t *testing.T) {
 	t.Parallel()
 	page1 := `{"model_versions":[
 		{"name":"fraud","version":"2","creation_timestamp":1700000000000,"run_id":"bbb","source":"s3://m/2","status":"READY","aliases":[]},
-		{"name":"fraud","version":"10","creation_timestamp":1700000600000,"run_id":"ccc","source":"s3://m/10","status":"READY","aliases":["shadow","champion"]}],
+		{"name":"fraud","version":"10","creation_timestamp":1700000600000,"run_id":"ccc","source":"s3://m/10","status":"READY","aliases":["shadow","champion"],
+		 "tags":[{"key":"flywheel.trigger","value":"drift:d-1"}]}],
 		"next_page_token":"n2"}`
 	page2 := `{"model_versions":[
 		{"name":"fraud","version":"1","creation_timestamp":1690000000000,"run_id":"aaa","source":"s3://m/1","status":"READY"}]}`
@@ -405,10 +406,10 @@ func TestModelsVersionsSortedNewestFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `VERSION  ALIASES          RUN ID  CREATED               SOURCE
-10       champion,shadow  ccc     2023-11-14T22:23:20Z  s3://m/10
-2        -                bbb     2023-11-14T22:13:20Z  s3://m/2
-1        -                aaa     2023-07-22T04:26:40Z  s3://m/1
+	want := `VERSION  ALIASES          RUN ID  CREATED               TRIGGER    SOURCE
+10       champion,shadow  ccc     2023-11-14T22:23:20Z  drift:d-1  s3://m/10
+2        -                bbb     2023-11-14T22:13:20Z  -          s3://m/2
+1        -                aaa     2023-07-22T04:26:40Z  -          s3://m/1
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
@@ -432,14 +433,45 @@ func TestModelsHistoryFiltersByAlias(t *testing.T) {
 		{"model":"fraud","alias":"champion","version":2,"actor":"ana","reason":"first","at":"2025-03-01T09:00:00Z","revision":1},
 		{"model":"fraud","alias":"shadow","version":4,"actor":"bot","at":"2025-03-01T09:30:00Z","revision":2},
 		{"model":"fraud","alias":"champion","version":3,"previous":2,"actor":"ana","reason":"better\tauc","at":"2025-03-01T10:00:00Z","revision":3}]}`}
-	base := fakeRegistry(t, history, history)
+	base := fakeRegistry(t, history)
 	out, err := runCLI(t, registryEnv(base), "models", "history", "fraud", "--alias", "champion")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `AT                    ALIAS     FROM  TO  ACTOR  REASON
-2025-03-01T09:00:00Z  champion  -     2   ana    first
-2025-03-01T10:00:00Z  champion  2     3   ana    better auc
+	want := `AT                    EVENT  ALIAS     FROM  TO  BY   REASON / TRIGGER
+2025-03-01T09:00:00Z  alias  champion  -     2   ana  first
+2025-03-01T10:00:00Z  alias  champion  2     3   ana  better auc
+`
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// Without --alias the history is the model's timeline: versions as they were created, with
+// their trigger, between the alias moves, oldest first.
+func TestModelsHistoryTimeline(t *testing.T) {
+	t.Parallel()
+	history := exchange{method: "GET", path: "/v1/models/fraud/aliases/history", auth: "Bearer env-token",
+		reply: `{"moves":[
+		{"model":"fraud","alias":"champion","version":1,"actor":"trainer","reason":"gates passed","at":"2025-03-01T09:00:00Z","revision":1},
+		{"model":"fraud","alias":"champion","version":2,"previous":1,"actor":"trainer","reason":"gates passed","at":"2025-03-02T09:00:05Z","revision":2},
+		{"model":"fraud","alias":"champion","version":1,"previous":2,"actor":"ana","reason":"rollback: precision","at":"2025-03-02T10:00:00Z","revision":3}]}`}
+	versions := exchange{method: "GET", path: "/api/2.0/mlflow/model-versions/search", auth: "Bearer env-token",
+		query: url.Values{"filter": {"name='fraud'"}, "max_results": {"200"}},
+		reply: `{"model_versions":[
+		{"name":"fraud","version":"2","creation_timestamp":1740906000000,"run_id":"r2","tags":[{"key":"flywheel.trigger","value":"drift:d-7"},{"key":"flywheel.dataset_version","value":"ds-2"}]},
+		{"name":"fraud","version":"1","creation_timestamp":1740819600000,"run_id":"r1","tags":[{"key":"flywheel.trigger","value":"request"}]}]}`}
+	base := fakeRegistry(t, history, versions, history, versions)
+	out, err := runCLI(t, registryEnv(base), "models", "history", "fraud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `AT                    EVENT    ALIAS     FROM  TO  BY       REASON / TRIGGER
+2025-03-01T09:00:00Z  version  -         -     1   run r1   request
+2025-03-01T09:00:00Z  alias    champion  -     1   trainer  gates passed
+2025-03-02T09:00:00Z  version  -         -     2   run r2   drift:d-7 dataset ds-2
+2025-03-02T09:00:05Z  alias    champion  1     2   trainer  gates passed
+2025-03-02T10:00:00Z  alias    champion  2     1   ana      rollback: precision
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
@@ -448,9 +480,16 @@ func TestModelsHistoryFiltersByAlias(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var moves []map[string]any
-	if err := json.Unmarshal([]byte(out), &moves); err != nil || len(moves) != 3 {
-		t.Fatalf("want all three moves, got %v:\n%s", err, out)
+	var entries []struct {
+		Event    string `json:"event"`
+		Version  int    `json:"version"`
+		Previous int    `json:"previous"`
+		Trigger  string `json:"trigger"`
+	}
+	if err := json.Unmarshal([]byte(out), &entries); err != nil || len(entries) != 5 ||
+		entries[2].Event != "version_created" || entries[2].Trigger != "drift:d-7" ||
+		entries[4].Event != "alias_moved" || entries[4].Version != 1 || entries[4].Previous != 2 {
+		t.Fatalf("want the five timeline entries, got %v:\n%s", err, out)
 	}
 }
 

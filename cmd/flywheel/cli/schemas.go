@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +16,13 @@ import (
 )
 
 func schemasCommand(lookup config.LookupFunc) *cobra.Command {
-	root := &cobra.Command{Use: "schemas", Short: "Inspect and check stream schemas"}
-	var dir, against, output string
+	root := &cobra.Command{
+		Use:     "schemas",
+		Short:   "Check stream schemas for backward-incompatible changes",
+		Example: "  flywheel schemas check --against /path/to/main/schemas/streams",
+	}
+	var dir, against string
+	var output outputFormat
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Compare the stream schemas with the deployed ones and refuse backward-incompatible changes",
@@ -26,6 +30,8 @@ func schemasCommand(lookup config.LookupFunc) *cobra.Command {
 (recorded by ingest in ClickHouse, or the catalog in --against) and exits non-zero when a change
 is backward-incompatible: removed or retyped required fields, added required fields, narrowed
 enums or bounds, changed envelope fields, or a change without a version bump.`,
+		Example: `  flywheel schemas check                                  # against what ClickHouse records as deployed
+  flywheel schemas check --dir schemas/streams --against ../main/schemas/streams -o json`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cat, err := ingest.LoadCatalog(dir)
 			if err != nil {
@@ -48,7 +54,7 @@ enums or bounds, changed envelope fields, or a change without a version bump.`,
 				}
 				conn, err := chx.Open(cmd.Context(), cfg.ClickHouse)
 				if err != nil {
-					return err
+					return fmt.Errorf("clickhouse at %s (is the stack up? `make up` starts it; or compare with a directory: --against DIR): %w", cfg.ClickHouse.Addr, err)
 				}
 				defer conn.Close()
 				var tables uint64
@@ -63,7 +69,10 @@ enums or bounds, changed envelope fields, or a change without a version bump.`,
 				}
 			}
 			findings := deployments.Check(cat, deployed)
-			if err := printFindings(cmd.OutOrStdout(), findings, output); err != nil {
+			if findings == nil {
+				findings = []deployments.Finding{}
+			}
+			if err := emit(cmd.OutOrStdout(), output, findings, func(w io.Writer) error { return printFindings(w, findings) }); err != nil {
 				return err
 			}
 			for _, f := range findings {
@@ -76,17 +85,12 @@ enums or bounds, changed envelope fields, or a change without a version bump.`,
 	}
 	check.Flags().StringVar(&dir, "dir", "", "directory of <stream>.json schemas to check (default: the shipped catalog)")
 	check.Flags().StringVar(&against, "against", "", "compare with the catalog in this directory instead of what ClickHouse records as deployed")
-	check.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(check, &output)
 	root.AddCommand(check)
 	return root
 }
 
-func printFindings(w io.Writer, findings []deployments.Finding, output string) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(findings)
-	}
+func printFindings(w io.Writer, findings []deployments.Finding) error {
 	for _, f := range findings {
 		deployed := "never deployed"
 		if f.DeployedVersion > 0 {

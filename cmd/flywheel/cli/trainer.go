@@ -3,7 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -12,18 +12,6 @@ import (
 
 	"github.com/flywheel-ml/flywheel/platform/config"
 )
-
-// Environment variable and default of the trainer's base URL.
-const (
-	trainerURLEnv     = "FLYWHEEL_TRAINER_URL"
-	defaultTrainerURL = "http://127.0.0.1:8086"
-)
-
-// trainerClient is a client of the trainer service: --trainer-url, else $FLYWHEEL_TRAINER_URL,
-// else the default; the token and timeout are the registry options'.
-func trainerClient(opts *registryOptions, trainerURL string, lookup config.LookupFunc) (*registryClient, error) {
-	return serviceClient(opts, trainerURL, "--trainer-url", trainerURLEnv, defaultTrainerURL, lookup)
-}
 
 type trainRun struct {
 	ID             string `json:"id"`
@@ -40,8 +28,8 @@ type trainRun struct {
 }
 
 func trainCommand(lookup config.LookupFunc) *cobra.Command {
-	opts := &registryOptions{}
-	var trainerURL, reason string
+	opts := &clientOptions{}
+	var reason string
 	var wait bool
 	cmd := &cobra.Command{
 		Use:   "train MODEL",
@@ -54,7 +42,7 @@ command follows the run's stages and exits non-zero if the run fails.`,
   flywheel train fraud --wait=false`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := trainerClient(opts, trainerURL, lookup)
+			c, err := opts.client(trainerService, lookup)
 			if err != nil {
 				return err
 			}
@@ -70,13 +58,12 @@ command follows the run's stages and exits non-zero if the run fails.`,
 			if err := json.Unmarshal(raw, &run); err != nil {
 				return fmt.Errorf("trainer: decoding the run: %w", err)
 			}
-			if opts.output != outputJSON {
-				cmd.Printf("run %s of %s: %s\n", run.ID, run.Model, started.Outcome)
-			}
+			progress := cmd.ErrOrStderr()
+			fmt.Fprintf(progress, "run %s of %s: %s\n", run.ID, run.Model, started.Outcome)
 			last := ""
 			for wait && run.Stage != "succeeded" && run.Stage != "failed" {
-				if run.Stage != last && opts.output != outputJSON {
-					cmd.Printf("  %s\n", run.Stage)
+				if run.Stage != last {
+					fmt.Fprintf(progress, "  %s\n", run.Stage)
 					last = run.Stage
 				}
 				select {
@@ -95,30 +82,31 @@ command follows the run's stages and exits non-zero if the run fails.`,
 					return fmt.Errorf("trainer: decoding the run: %w", err)
 				}
 			}
-			if opts.output == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), raw); err != nil {
+			err = emit(cmd.OutOrStdout(), opts.output, raw, func(w io.Writer) error {
+				switch run.Stage {
+				case "succeeded":
+					verdict := "left as challenger (see the run's flywheel.outcome tag)"
+					if run.Promoted {
+						verdict = "promoted to champion"
+					}
+					_, err := fmt.Fprintf(w, "version %d of %s %s; registry run %s, dataset %s\n", run.ModelVersion, run.Model, verdict, run.RegistryRunID, run.DatasetVersion)
 					return err
+				case "failed":
+					return nil
 				}
-				if run.Stage == "failed" {
-					return fmt.Errorf("run %s failed: %s", run.ID, run.Error)
-				}
-				return nil
+				_, err := fmt.Fprintf(w, "run %s of %s is %s: follow it with flywheel train %s (joins the run)\n", run.ID, run.Model, run.Stage, run.Model)
+				return err
+			})
+			if err != nil {
+				return err
 			}
-			switch run.Stage {
-			case "failed":
+			if run.Stage == "failed" {
 				return fmt.Errorf("run %s failed: %s", run.ID, run.Error)
-			case "succeeded":
-				verdict := "left as challenger (see the run's flywheel.outcome tag)"
-				if run.Promoted {
-					verdict = "promoted to champion"
-				}
-				cmd.Printf("version %d of %s %s; registry run %s, dataset %s\n", run.ModelVersion, run.Model, verdict, run.RegistryRunID, run.DatasetVersion)
 			}
 			return nil
 		},
 	}
-	opts.addFlags(cmd)
-	cmd.Flags().StringVar(&trainerURL, "trainer-url", "", "trainer base URL (default $"+trainerURLEnv+", else "+defaultTrainerURL+")")
+	opts.addFlags(cmd, trainerService)
 	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded with the run")
 	cmd.Flags().BoolVar(&wait, "wait", true, "follow the run until it ends")
 	return cmd
@@ -132,8 +120,7 @@ type gateResult struct {
 	Failures  []string `json:"failures"`
 }
 
-func modelsValidateCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Command {
-	var trainerURL string
+func modelsValidateCommand(opts *clientOptions, lookup config.LookupFunc) *cobra.Command {
 	var candidate int
 	cmd := &cobra.Command{
 		Use:   "validate NAME --candidate VERSION",
@@ -149,7 +136,7 @@ can gate a deployment on it.`,
 			if candidate < 1 {
 				return fmt.Errorf("--candidate must name a version (1 or more)")
 			}
-			c, err := trainerClient(opts, trainerURL, lookup)
+			c, err := opts.client(trainerService, lookup)
 			if err != nil {
 				return err
 			}
@@ -167,17 +154,13 @@ can gate a deployment on it.`,
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return fmt.Errorf("trainer: decoding the validation: %w", err)
 			}
-			if opts.output == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), raw); err != nil {
-					return err
-				}
-			} else {
+			err = emit(cmd.OutOrStdout(), opts.output, raw, func(w io.Writer) error {
 				against := "no champion: thresholds only"
 				if v.Champion > 0 {
 					against = fmt.Sprintf("against champion version %d", v.Champion)
 				}
-				cmd.Printf("%s version %d, %s, on %d holdout rows\n", args[0], candidate, against, v.Rows)
-				t := newTable(cmd.OutOrStdout(), "GATE", "CANDIDATE", "CHAMPION", "RESULT")
+				fmt.Fprintf(w, "%s version %d, %s, on %d holdout rows\n", args[0], candidate, against, v.Rows)
+				t := newTable(w, "GATE", "CANDIDATE", "CHAMPION", "RESULT")
 				for _, g := range v.Gates {
 					champ, result := "-", "pass"
 					if g.Champion != nil {
@@ -188,9 +171,10 @@ can gate a deployment on it.`,
 					}
 					t.row(g.Metric, fmt.Sprintf("%.4f", g.Candidate), champ, result)
 				}
-				if err := t.flush(); err != nil {
-					return err
-				}
+				return t.flush()
+			})
+			if err != nil {
+				return err
 			}
 			if !v.Passed {
 				var failed []string
@@ -204,21 +188,23 @@ can gate a deployment on it.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&trainerURL, "trainer-url", "", "trainer base URL (default $"+trainerURLEnv+", else "+defaultTrainerURL+")")
+	opts.addURLFlag(cmd.Flags(), trainerService)
 	cmd.Flags().IntVar(&candidate, "candidate", 0, "the version to validate")
 	return cmd
 }
 
-func runsReproduceCommand(opts *registryOptions, lookup config.LookupFunc) *cobra.Command {
-	var trainerURL string
+func runsReproduceCommand(opts *clientOptions, lookup config.LookupFunc) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reproduce RUN_ID",
 		Short: "Retrain a run's model from its stored dataset snapshot and spec; exit 1 unless bit-identical",
+		Long: `Asks the trainer to retrain the registry run's model from the dataset snapshot and spec stored
+with the run, and compares the new artifact's sha256 with the original's. Exits 1 unless they
+are identical.`,
 		Example: `  flywheel runs reproduce 4f1c2a9e0b7d4c3f
   flywheel runs reproduce 4f1c2a9e0b7d4c3f -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := trainerClient(opts, trainerURL, lookup)
+			c, err := opts.client(trainerService, lookup)
 			if err != nil {
 				return err
 			}
@@ -229,28 +215,29 @@ func runsReproduceCommand(opts *registryOptions, lookup config.LookupFunc) *cobr
 				Rows      int    `json:"rows"`
 			}
 			var raw json.RawMessage
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/runs/"+url.PathEscape(args[0])+"/reproduce", nil, map[string]any{}, &raw); err != nil {
+			if err := c.post(cmd.Context(), "/v1/runs/"+url.PathEscape(args[0])+"/reproduce", map[string]any{}, &raw); err != nil {
 				return err
 			}
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return fmt.Errorf("trainer: decoding the reproduction: %w", err)
 			}
-			if opts.output == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), raw); err != nil {
-					return err
+			err = emit(cmd.OutOrStdout(), opts.output, raw, func(w io.Writer) error {
+				verdict := "identical"
+				if !r.Identical {
+					verdict = "DIFFERENT"
 				}
-			} else {
-				cmd.Printf("retrained from %d snapshot rows\noriginal  sha256 %s\nretrained sha256 %s\n", r.Rows, r.Original, r.Retrained)
+				_, err := fmt.Fprintf(w, "retrained from %d snapshot rows\noriginal  sha256 %s\nretrained sha256 %s\n%s\n", r.Rows, r.Original, r.Retrained, verdict)
+				return err
+			})
+			if err != nil {
+				return err
 			}
 			if !r.Identical {
 				return fmt.Errorf("run %s did not reproduce bit for bit", args[0])
 			}
-			if opts.output != outputJSON {
-				cmd.Println("identical")
-			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&trainerURL, "trainer-url", "", "trainer base URL (default $"+trainerURLEnv+", else "+defaultTrainerURL+")")
+	opts.addURLFlag(cmd.Flags(), trainerService)
 	return cmd
 }
