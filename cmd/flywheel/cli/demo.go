@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/config"
 	"github.com/flywheel-ml/flywheel/platform/kafkax"
-	"github.com/flywheel-ml/flywheel/schemas"
 )
 
 func demoCommand(lookup config.LookupFunc) *cobra.Command {
@@ -90,7 +88,7 @@ func runLoopDemo(ctx context.Context, lookup config.LookupFunc, kcfg kafkax.Conf
 	if err := os.MkdirAll(modelsDir, 0o755); err != nil {
 		return err
 	}
-	spec, err := demoSpec()
+	spec, err := scenario.Spec("fraud", "transactions", "fraud_labels", "card_activity")
 	if err != nil {
 		return err
 	}
@@ -201,34 +199,4 @@ func waitReady(ctx context.Context, base map[string]string, done <-chan error, t
 		}
 	}
 	return nil
-}
-
-// demoSpec is the shipped fraud spec, changed for a world whose week is compressed into
-// minutes: windowed counts (10 minutes to 24 hours) change meaning when a card pays every
-// few seconds, so the demo's model reads the 7-day average and the request only, trained on
-// the last 4 days of a 14-day history (full 7-day windows); a drift retrain waits for fresh
-// labels; trees sized for thousands of rows.
-func demoSpec() ([]byte, error) {
-	raw, err := fs.ReadFile(schemas.Models(), "fraud.yaml")
-	if err != nil {
-		return nil, err
-	}
-	s := string(raw)
-	start, end := strings.Index(s, "features:\n"), strings.Index(s, "\nalgorithm:")
-	if start < 0 || end < start {
-		return nil, fmt.Errorf("the shipped fraud spec has no features block")
-	}
-	s = s[:start] + "features:\n  - card_activity:amount_avg_7d\n" + s[end:]
-	for old, repl := range map[string]string{
-		"num_trees: 200":       "num_trees: 120",
-		"min_samples_leaf: 20": "min_samples_leaf: 10",
-		"  seed: 7\n":          "  seed: 7\n  fresh_rows: 4000\n  fresh_wait: 2m\n",
-		"window: 7d":           "window: 4d",
-	} {
-		if !strings.Contains(s, old) {
-			return nil, fmt.Errorf("the shipped fraud spec changed: %q not found", old)
-		}
-		s = strings.Replace(s, old, repl, 1)
-	}
-	return []byte(s), nil
 }
