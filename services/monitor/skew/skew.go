@@ -106,7 +106,10 @@ func (c *Checker) Check(ctx context.Context, start, end time.Time, sample int) (
 		e := c.engines[view]
 		reqs := make([]offline.Row, len(idx))
 		for k, i := range idx {
-			reqs[k] = offline.Row{Index: i, Entity: preds[i].entity, TS: preds[i].ts}
+			// as the trainer reads an example's features: strictly before its time, since an
+			// event stamped with the prediction's own millisecond (often the scored event
+			// itself) cannot have been in the state serving read
+			reqs[k] = offline.Row{Index: i, Entity: preds[i].entity, TS: preds[i].ts - 1}
 		}
 		err := offline.Historical(ctx, c.conn, e, reqs, func(row offline.Row, res []agg.Result) error {
 			p := preds[row.Index]
