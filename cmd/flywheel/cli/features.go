@@ -230,19 +230,9 @@ The answer is sorted by entity then time; "row" is the row's index in the input.
 			if (view == "") == (len(names) == 0) {
 				return errors.New("give either --view (every feature of the view) or --features")
 			}
-			var entityRows []json.RawMessage
-			for i, r := range rows {
-				if !json.Valid([]byte(r)) {
-					return fmt.Errorf("--row number %d is not JSON: %s", i+1, r)
-				}
-				entityRows = append(entityRows, json.RawMessage(r))
-			}
-			if file != "" {
-				more, err := readNDJSON(file, cmd.InOrStdin())
-				if err != nil {
-					return err
-				}
-				entityRows = append(entityRows, more...)
+			entityRows, err := jsonInputs("--row", rows, file, cmd.InOrStdin())
+			if err != nil {
+				return err
 			}
 			if len(entityRows) == 0 {
 				return errors.New("no entity rows: give them with --row JSON or -f FILE")
@@ -327,10 +317,8 @@ func printHistorical(w io.Writer, lines []json.RawMessage, tsField string) error
 	cols := append(append(append([]string{"row"}, sortedKeys(keys)...), tsField), sortedKeys(features)...)
 	header := make([]string, len(cols))
 	for i, c := range cols {
-		header[i] = strings.ToUpper(c)
-		if strings.Contains(c, ":") {
-			header[i] = c[strings.Index(c, ":")+1:] // the view is the same for every column
-		}
+		_, name, _ := strings.Cut(c, ":") // the view is the same for every feature column
+		header[i] = strings.ToUpper(cmp.Or(name, c))
 	}
 	t := newTable(w, header...)
 	for _, r := range records {

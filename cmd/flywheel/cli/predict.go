@@ -51,19 +51,9 @@ sent it (one JSON document per 100 instances).`,
 			if err != nil {
 				return err
 			}
-			var all []json.RawMessage
-			for i, s := range instances {
-				if !json.Valid([]byte(s)) {
-					return fmt.Errorf("-i number %d is not JSON: %s", i+1, s)
-				}
-				all = append(all, json.RawMessage(s))
-			}
-			if file != "" {
-				more, err := readNDJSON(file, cmd.InOrStdin())
-				if err != nil {
-					return err
-				}
-				all = append(all, more...)
+			all, err := jsonInputs("-i", instances, file, cmd.InOrStdin())
+			if err != nil {
+				return err
 			}
 			if len(all) == 0 {
 				return fmt.Errorf("no instances: give them with -i JSON or -f FILE")

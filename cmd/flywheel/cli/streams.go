@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -172,6 +171,9 @@ on dlq.STREAM. The brokers are $FLYWHEEL_KAFKA_BROKERS (default 127.0.0.1:9092).
 			if err != nil {
 				return err
 			}
+			if sum.Sent == 0 {
+				return fmt.Errorf("no events in %s: give NDJSON, one event per line", inputName(file))
+			}
 			sum.Elapsed = time.Since(began).Seconds()
 			if err := emit(cmd.OutOrStdout(), opts.output, sum, func(w io.Writer) error { return printProduced(w, sum) }); err != nil {
 				return err
@@ -195,12 +197,13 @@ const maxProduceBody = 4 << 20
 // produceHTTP posts the lines of file to ingest in batches of NDJSON and adds up the answers.
 func produceHTTP(ctx context.Context, c *apiClient, stream, file string, stdin io.Reader, batch int) (*produceSummary, error) {
 	sum := &produceSummary{Stream: stream, Via: "http", Rejections: []rejection{}}
-	var body bytes.Buffer
-	var lines []int // the line number of each event in body
 	path := escapePath("v1", "streams", stream, "events")
-	flush := func() error {
-		if len(lines) == 0 {
-			return nil
+	var body bytes.Buffer
+	_, err := scanBatches(file, stdin, batch, maxProduceBody, func(lines []inputLine) error {
+		body.Reset()
+		for _, l := range lines {
+			body.Write(l.data)
+			body.WriteByte('\n')
 		}
 		var res struct {
 			Accepted   int `json:"accepted"`
@@ -228,38 +231,13 @@ func produceHTTP(ctx context.Context, c *apiClient, stream, file string, stdin i
 			}
 			line := 0
 			if e.Index >= 0 && e.Index < len(lines) {
-				line = lines[e.Index]
+				line = lines[e.Index].n
 			}
 			sum.Rejections = append(sum.Rejections, rejection{Line: line, Code: e.Code, Reasons: e.Reasons})
 		}
-		body.Reset()
-		lines = lines[:0]
-		return nil
-	}
-	err := scanLines(file, stdin, func(n int, line []byte) error {
-		if len(lines) > 0 && body.Len()+len(line)+1 > maxProduceBody {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		body.Write(line)
-		body.WriteByte('\n')
-		lines = append(lines, n)
-		if len(lines) == batch {
-			return flush()
-		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if sum.Sent == 0 {
-		return nil, fmt.Errorf("no events in %s: give NDJSON, one event per line", inputName(file))
-	}
-	return sum, nil
+	return sum, err
 }
 
 // produceKafka writes each line of file as a record of raw.<stream>.
@@ -278,36 +256,19 @@ func produceKafka(ctx context.Context, lookup config.LookupFunc, stream, dir, fi
 	p := kafkax.NewProducer(cfg.Kafka)
 	defer p.Close()
 	sum := &produceSummary{Stream: stream, Via: "kafka", Topic: topic, Rejections: []rejection{}}
-	var msgs []kafkax.Message
-	flush := func() error {
-		if len(msgs) == 0 {
-			return nil
+	_, err := scanBatches(file, stdin, batch, 0, func(lines []inputLine) error {
+		msgs := make([]kafkax.Message, len(lines))
+		for i, l := range lines {
+			msgs[i] = kafkax.Message{Topic: topic, Key: entityKey(l.data, entity), Value: l.data}
 		}
 		if err := p.Produce(ctx, msgs...); err != nil {
 			return fmt.Errorf("kafka at %s: %w (is the stack up? `make up` or deploy/local/stack up starts it; does %s exist? ingest creates it at start-up; %d events were acknowledged before)",
 				strings.Join(cfg.Kafka.Brokers, ","), err, topic, sum.Sent)
 		}
 		sum.Sent += len(msgs)
-		msgs = msgs[:0]
-		return nil
-	}
-	err := scanLines(file, stdin, func(_ int, line []byte) error {
-		msgs = append(msgs, kafkax.Message{Topic: topic, Key: entityKey(line, entity), Value: bytes.Clone(line)})
-		if len(msgs) == batch {
-			return flush()
-		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if sum.Sent == 0 {
-		return nil, errors.New("no events in " + inputName(file) + ": give NDJSON, one event per line")
-	}
-	return sum, nil
+	return sum, err
 }
 
 // entityKey is the event's entity field (a string or number at the top level), or nil.
