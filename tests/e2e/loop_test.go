@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/demo/scenario"
+	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
 	"github.com/flywheel-ml/flywheel/platform/chx"
+	"github.com/flywheel-ml/flywheel/platform/config"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
 	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/services/monitor"
 	"github.com/flywheel-ml/flywheel/services/registry/store"
 )
 
@@ -66,7 +69,6 @@ func TestTheLoopClosesByItself(t *testing.T) {
 	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addr["REGISTRY"]
 	servingVars(t, vars, model, viewsDir, prefix+"f:", addr["REGISTRY"], filepath.Join(dir, "serving-cache"))
 	hook := monitorVars(t, vars, modelsDir, viewsDir, addr["REGISTRY"])
-	_ = hook
 	for k, v := range map[string]string{"WINDOW": "10s", "GRACE": "3s", "MIN_WINDOW": "250", "TICK": "1s", "LOOKBACK": "30m",
 		"PERSIST_K": "2", "PERSIST_N": "3", "COOLDOWN": "10m", "MIN_LABELS": "150", "PERF_RECHECK": "5m", "SKEW_SAMPLE": "100"} {
 		vars["FLYWHEEL_MONITOR_"+k] = v
@@ -82,9 +84,23 @@ func TestTheLoopClosesByItself(t *testing.T) {
 		}
 		_ = conn.JS.DeleteObjectStore(context.Background(), regPrefix+"ARTIFACTS")
 	})
-	done := runServices(t, vars, 6)
-	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "TRAINER", "MONITOR"} {
+	done := runServicesBut(t, vars, "monitor")
+	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "TRAINER"} {
 		testenv.WaitReady(t, "http://"+addr[svc], done)
+	}
+	mon := startMonitor(t, vars)
+	testenv.WaitReady(t, "http://"+addr["MONITOR"], mon.done)
+	// A monitor stopped in the middle of the drifted windows and started again must neither
+	// lose them nor decide an event or send an alert twice.
+	restarted := make(chan struct{})
+	afterDrift := func() {
+		go func() {
+			defer close(restarted)
+			time.Sleep(14 * time.Second)
+			mon.stop(t)
+			time.Sleep(3 * time.Second)
+			mon = startMonitor(t, vars)
+		}()
 	}
 	chConn, err := chx.Open(testenv.Context(t), ch)
 	if err != nil {
@@ -95,14 +111,43 @@ func TestTheLoopClosesByItself(t *testing.T) {
 	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "SERVING", "MONITOR", "TRAINER"} {
 		services[strings.ToLower(svc)] = "http://" + addr[svc]
 	}
-	rep, err := scenario.Run(testenv.Context(t), scenario.Config{Services: services, Kafka: kcfg, ClickHouse: chConn,
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	rep, err := scenario.Run(ctx, scenario.Config{Services: services, Kafka: kcfg, ClickHouse: chConn,
 		Model: model, Stream: stream, Labels: labels, Run: testenv.Unique(t, "r"), Seed: 3,
 		Cards: 1500, History: 12000, HistoryWindow: 14 * 24 * time.Hour, Rate: 60, Baseline: 30 * time.Second,
 		LabelDelay: 2 * time.Second, LoopTimeout: 150 * time.Second, Compare: 15 * time.Second,
-		ReadyTimeout: 60 * time.Second, TrainTimeout: 3 * time.Minute, Out: testWriter{t}})
+		ReadyTimeout: 60 * time.Second, TrainTimeout: 3 * time.Minute, Out: testWriter{t}, AfterDrift: afterDrift})
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-restarted
+	seen := map[string]int{}
+	for _, e := range rep.Events {
+		seen[e.Kind+"@"+e.WindowEnd.String()]++
+		if seen[e.Kind+"@"+e.WindowEnd.String()] > 1 {
+			t.Fatalf("two %s events for the window ending %v across the monitor's restart: %+v", e.Kind, e.WindowEnd, rep.Events)
+		}
+	}
+	// Labels joined to their predictions give quality per window, and the new fraud pattern
+	// shows as concept drift of the old champion.
+	var perf, concept uint64
+	waitUntil(t, "model_performance rows and concept drift of version 1 after the drift", func() bool {
+		_ = chConn.QueryRow(ctx, "SELECT count() FROM model_performance WHERE model = ? AND metric = 'auc'", model).Scan(&perf)
+		_ = chConn.QueryRow(ctx, `SELECT count() FROM drift_metrics FINAL WHERE model = ? AND version = 1 AND kind = 'concept'
+			AND method = 'hanley_mcneil' AND drifted = 1 AND window_start >= toDateTime(?)`, model, uint32(rep.DriftAt.Unix())).Scan(&concept)
+		return perf > 0 && concept > 0
+	})
+	waitUntil(t, "every drift event alerted exactly once", func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		for _, e := range rep.Events {
+			if hook.ids[e.ID] != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	if rep.Event.ID == "" || rep.Promotion.Version != rep.NewVersion || rep.Failed != 0 || !(rep.DriftedNew > rep.DriftedOld) {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -121,3 +166,68 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = testWriter{}
+
+// runServicesBut runs every service of `flywheel up` except one, in this process.
+func runServicesBut(t *testing.T, vars map[string]string, except string) <-chan error {
+	t.Helper()
+	services, err := up.Services(func(k string) (string, bool) {
+		if v, ok := vars[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := services[:0]
+	for _, s := range services {
+		if s.Name != except {
+			kept = append(kept, s)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- up.Run(ctx, kept) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("services stopped with %v", err)
+		}
+	})
+	return done
+}
+
+// monitorProc is a monitor of its own, to stop and start again.
+type monitorProc struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startMonitor(t *testing.T, vars map[string]string) *monitorProc {
+	t.Helper()
+	var cfg monitor.Config
+	if err := config.Load(&cfg, nil, func(k string) (string, bool) {
+		if v, ok := vars[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &monitorProc{cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- monitor.Run(ctx, cfg) }()
+	t.Cleanup(func() { m.stop(t) })
+	return m
+}
+
+// stop cancels the monitor wherever it is and waits for it.
+func (m *monitorProc) stop(t *testing.T) {
+	m.cancel()
+	select {
+	case <-m.done:
+		m.done <- nil // a second stop returns at once
+	case <-time.After(30 * time.Second):
+		t.Error("monitor not stopped after 30 s")
+	}
+}

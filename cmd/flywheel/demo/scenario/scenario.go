@@ -46,6 +46,7 @@ type Config struct {
 	Out           io.Writer
 	Live          bool // redraw the progress display in place (a terminal)
 	Grafana       string
+	AfterDrift    func() // called once the drift is injected (tests restart services here)
 	ReadyTimeout  time.Duration
 	TrainTimeout  time.Duration
 	HistoryWindow time.Duration // how far back history goes (7 days)
@@ -101,6 +102,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep.DriftAt = time.Now().UTC()
 	w.drifted.Store(true)
+	if cfg.AfterDrift != nil {
+		cfg.AfterDrift()
+	}
 	d.phase("drift injected: amounts ×1.8, merchant mix moved, and a new fraud pattern (online gift cards)")
 	deadline := rep.DriftAt.Add(cfg.LoopTimeout)
 	newChampion := func() bool {
@@ -127,6 +131,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		t.compareTo.Store(int64(first.ModelVersion))
 		d.phase("version %d answers; both versions score the same payments for %s", rep.NewVersion, cfg.Compare)
 		_ = d.watch(ctx, t, api, cfg, time.Now().Add(cfg.Compare), func() bool { return false })
+	}
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
 	}
 	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
 		return rep, fmt.Errorf("live traffic: %w", err)
