@@ -96,9 +96,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	runs := runindex.NewRuns(st.RunsKV(), conn, rt.Log.Named("runindex"))
 	metrics := runindex.NewMetrics(nc.JS, st.MetricsStream(), prefix+"registry-metric-history", conn, rt.Log.Named("metrics"))
+	aliases := runindex.NewAliases(nc.JS, st.AliasAuditStream(), conn, rt.Log.Named("aliashistory"))
 	rt.Group.Go("events relay", relay.Run)
 	rt.Group.Go("runs index", runs.Run)
 	rt.Group.Go("metric history", metrics.Run)
+	rt.Group.Go("alias history", aliases.Run)
 
 	api := httpapi.New(st, runs, metrics, conn, rt.Log, cfg.HTTP.MaxBodyBytes)
 	api.Register(rt.HTTP)

@@ -42,9 +42,9 @@ func TestStoreChangesReachKafkaAfterTheRelayWasDown(t *testing.T) {
 		_, err = st.CreateVersion(ctx, store.Version{Name: model, RunID: "r-1"})
 		must(err)
 	}
-	_, err = st.SetAlias(ctx, model, "champion", 1, "ci", "first")
+	first, err := st.SetAlias(ctx, model, "champion", 1, "ci", "first")
 	must(err)
-	_, err = st.SetAlias(ctx, model, "champion", 2, "ci", "better")
+	second, err := st.SetAlias(ctx, model, "champion", 2, "ci", "better")
 	must(err)
 	must(st.DeleteVersion(ctx, model, 2))
 
@@ -63,6 +63,10 @@ func TestStoreChangesReachKafkaAfterTheRelayWasDown(t *testing.T) {
 	got := f.read(len(want) + 1)[model] // + the Default experiment's experiment_created
 	if len(got) != len(want) {
 		t.Fatalf("%d events of %s on Kafka, want %d: %+v", len(got), model, len(want), got)
+	}
+	// An alias move records its event's id (the alias history in ClickHouse carries it).
+	if got[3].ID != first.EventID || got[4].ID != second.EventID {
+		t.Fatalf("alias_moved events %s, %s; the moves recorded %s, %s", got[3].ID, got[4].ID, first.EventID, second.EventID)
 	}
 	ids := map[string]bool{}
 	for i, ev := range got {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,11 +22,38 @@ type AliasMove struct {
 	Alias    string    `json:"alias"`
 	Version  int       `json:"version"` // 0 when the alias was deleted
 	Previous int       `json:"previous,omitempty"`
+	Action   string    `json:"action,omitempty"` // AliasMoved, AliasRolledBack or AliasDeleted
 	Actor    string    `json:"actor,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
+	RunID    string    `json:"run_id,omitempty"`   // the run that produced Version (its lineage)
+	Trigger  string    `json:"trigger,omitempty"`  // why that run ran: drift:<event id>, manual, schedule
+	EventID  string    `json:"event_id,omitempty"` // id of the move's event on the registry topic
 	At       time.Time `json:"at"`
 	Revision uint64    `json:"revision"` // KV revision of this move
 }
+
+// Actions of an alias move. Moves audited before actions were recorded have none; MoveAction
+// derives it.
+const (
+	AliasMoved      = "moved"
+	AliasRolledBack = "rollback"
+	AliasDeleted    = "deleted"
+)
+
+// MoveAction is the move's action, derived for moves audited before actions were recorded.
+func (mv AliasMove) MoveAction() string {
+	switch {
+	case mv.Action != "":
+		return mv.Action
+	case mv.Version == 0:
+		return AliasDeleted
+	case strings.HasPrefix(mv.Reason, rollbackReason):
+		return AliasRolledBack
+	}
+	return AliasMoved
+}
+
+const rollbackReason = "rollback: "
 
 func aliasKey(modelID, alias string) string { return "a." + modelID + "." + alias }
 
@@ -82,8 +110,13 @@ func (s *Store) Aliases(ctx context.Context, name string) ([]AliasMove, error) {
 }
 
 // SetAlias points alias at version, revision-checked against concurrent moves, and appends
-// the move (with the previous version, actor and reason) to the audit stream.
+// the move (with the previous version, actor, reason and the version's run and trigger) to
+// the audit stream.
 func (s *Store) SetAlias(ctx context.Context, name, alias string, version int, actor, reason string) (AliasMove, error) {
+	return s.setAlias(ctx, name, alias, version, actor, reason, AliasMoved)
+}
+
+func (s *Store) setAlias(ctx context.Context, name, alias string, version int, actor, reason, action string) (AliasMove, error) {
 	if err := validAlias(alias); err != nil {
 		return AliasMove{}, err
 	}
@@ -98,7 +131,13 @@ func (s *Store) SetAlias(ctx context.Context, name, alias string, version int, a
 			return AliasMove{}, err
 		}
 		mv := AliasMove{ModelID: m.ID, Model: m.Name, Alias: alias, Version: version, Previous: cur.Version,
-			Actor: actor, Reason: reason, At: s.now().UTC()}
+			Action: action, Actor: actor, Reason: reason, RunID: v.RunID, EventID: newEventID(), At: s.now().UTC()}
+		if v.Lineage != nil {
+			mv.Trigger = v.Lineage.Trigger
+			if mv.RunID == "" {
+				mv.RunID = v.Lineage.RunID
+			}
+		}
 		data, _ := json.Marshal(mv)
 		if rev == 0 {
 			mv.Revision, err = s.aliases.kv.Create(ctx, aliasKey(m.ID, alias), data)
@@ -110,7 +149,7 @@ func (s *Store) SetAlias(ctx context.Context, name, alias string, version int, a
 			if err := s.audit(ctx, mv, fmt.Sprintf("%s.%s.%d", m.ID, alias, mv.Revision)); err != nil {
 				return mv, err
 			}
-			s.notify.Notify(ctx, schemas.RegistryEvent{Type: schemas.RegistryAliasMoved, Model: m.Name, Alias: alias,
+			s.notify.Notify(ctx, schemas.RegistryEvent{ID: mv.EventID, Type: schemas.RegistryAliasMoved, Model: m.Name, Alias: alias,
 				Version: version, PreviousVersion: cur.Version, Actor: actor, Reason: reason, At: mv.At})
 			return mv, nil
 		}
@@ -143,14 +182,15 @@ func (s *Store) DeleteAlias(ctx context.Context, name, alias, actor, reason stri
 		}
 		// The delete marker's revision is not returned; rev+1 is at most it, so the entry
 		// still sorts after the move it undid and before any later move.
-		mv := AliasMove{ModelID: m.ID, Model: m.Name, Alias: alias, Previous: cur.Version, Actor: actor, Reason: reason, At: s.now().UTC(), Revision: rev + 1}
+		mv := AliasMove{ModelID: m.ID, Model: m.Name, Alias: alias, Previous: cur.Version, Action: AliasDeleted, Actor: actor,
+			Reason: reason, EventID: newEventID(), At: s.now().UTC(), Revision: rev + 1}
 		if err := s.aliases.deleted(ctx, "alias"); err != nil {
 			return err
 		}
 		if err := s.audit(ctx, mv, fmt.Sprintf("%s.%s.deleted.%d", m.ID, alias, rev)); err != nil {
 			return err
 		}
-		s.notify.Notify(ctx, schemas.RegistryEvent{Type: schemas.RegistryAliasDeleted, Model: m.Name, Alias: alias,
+		s.notify.Notify(ctx, schemas.RegistryEvent{ID: mv.EventID, Type: schemas.RegistryAliasDeleted, Model: m.Name, Alias: alias,
 			PreviousVersion: cur.Version, Actor: actor, Reason: reason, At: mv.At})
 		return nil
 	}
@@ -165,7 +205,7 @@ func (s *Store) Rollback(ctx context.Context, name, alias, actor, reason string)
 	if cur.Previous == 0 {
 		return AliasMove{}, invalidf("alias %s of %s has no previous version to roll back to", alias, name)
 	}
-	return s.SetAlias(ctx, name, alias, cur.Previous, actor, "rollback: "+reason)
+	return s.setAlias(ctx, name, alias, cur.Previous, actor, rollbackReason+reason, AliasRolledBack)
 }
 
 // audit appends a move to the audit stream; the message id makes a retried publish of the

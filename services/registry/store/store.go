@@ -144,6 +144,19 @@ func (s *Store) RunsWritten() uint64 { return s.runs.wrote.Load() }
 
 func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }
 
+// AliasAuditStream is the stream holding every alias move, which the ClickHouse alias
+// history projects.
+func (s *Store) AliasAuditStream() string { return s.prefix + auditStream }
+
+// newEventID returns 24 random hex digits, the id format of registry events (the outbox
+// keeps an id it is given): a change that records its event's id, such as an alias move,
+// gives it here.
+func newEventID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // newID returns 32 random hex digits, MLflow's run id format.
 func newID() string {
 	var b [16]byte
