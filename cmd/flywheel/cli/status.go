@@ -63,6 +63,7 @@ type upProcess struct {
 func statusCommand(lookup config.LookupFunc) *cobra.Command {
 	opts := &clientOptions{}
 	var dir string
+	var envFiles []string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Each service's readiness and why not, and whether Kafka, NATS, Redis and ClickHouse answer",
@@ -70,12 +71,18 @@ func statusCommand(lookup config.LookupFunc) *cobra.Command {
 failing checks say why) and probes each infrastructure server with its own protocol: Kafka
 ApiVersions, NATS with JetStream, Redis PING, ClickHouse ping — at the addresses the FLYWHEEL_*
 variables name, the ones the services use. Also shows the background flywheel up, if one was
-started. Exits 1 unless every service is ready and every server reachable.`,
+started. Exits 1 unless every service is ready and every server reachable. --env-file reads
+variables the environment does not set, as flywheel up does.`,
 		Example: `  flywheel status
+  flywheel status --env-file .flywheel/stack/env
   flywheel status -o json | jq -r '.services[] | select(.state != "ready") | .name + ": " + .reason'
   until flywheel status >/dev/null; do sleep 1; done   # wait for readiness`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			lookup, _, err := withEnvFiles(lookup, envFiles)
+			if err != nil {
+				return err
+			}
 			rep, err := gatherStatus(cmd.Context(), opts, lookup)
 			if err != nil {
 				return err
@@ -109,6 +116,7 @@ started. Exits 1 unless every service is ready and every server reachable.`,
 	timeout := cmd.PersistentFlags().Lookup("timeout") // status waits less than other commands
 	_ = timeout.Value.Set("3s")
 	timeout.DefValue = "3s"
+	cmd.Flags().StringArrayVar(&envFiles, "env-file", nil, "read FLYWHEEL_* variables from this KEY=VALUE file (repeatable)")
 	cmd.Flags().StringVar(&dir, "state-dir", "", "the state dir of `up --detach` (default $"+stateDirEnv+", else ~/.local/state/flywheel)")
 	return cmd
 }
