@@ -378,6 +378,20 @@ func (c *apiClient) roundTrip(ctx context.Context, method, path string, query ur
 	return resp, nil
 }
 
+// unreachable returns an *UnreachableError when err (from any client of the service) says
+// the connection could not be made — nothing listens, the host is unknown — and err otherwise.
+func (c *apiClient) unreachable(err error) error {
+	var op *net.OpError
+	var dns *net.DNSError
+	if errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial") {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &UnreachableError{Service: c.svc.name, URL: c.base, PointAt: c.svc.pointAt(), Err: err}
+	}
+	return err
+}
+
 // transportError explains a request that got no answer: cancelled, unreachable (nothing
 // listens, the host is unknown or refuses), or too slow.
 func (c *apiClient) transportError(ctx context.Context, method, path string, err error) error {
@@ -388,10 +402,8 @@ func (c *apiClient) transportError(ctx context.Context, method, path string, err
 	if errors.As(err, &ue) {
 		err = ue.Err // the method and URL are said below
 	}
-	var op *net.OpError
-	var dns *net.DNSError
-	if errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial") {
-		return &UnreachableError{Service: c.svc.name, URL: c.base, PointAt: c.svc.pointAt(), Err: err}
+	if unreachable := c.unreachable(err); unreachable != err {
+		return unreachable
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

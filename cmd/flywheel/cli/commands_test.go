@@ -1,12 +1,15 @@
 package cli_test
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -284,4 +287,50 @@ func TestEveryCommandHasAnExampleAndOutputFlag(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// models import talks to the registry through the registry's own Go client; a registry that
+// does not answer is reported the same way.
+func TestModelsImportUnreachableRegistry(t *testing.T) {
+	t.Parallel()
+	gz, err := os.Open("../../../ml/forest/xgboost/testdata/binary.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gz.Close()
+	zr, err := gzip.NewReader(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(t.TempDir(), "model.json")
+	raw, _ := io.ReadAll(zr)
+	if err := os.WriteFile(model, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := closedURL(t)
+	_, err = runCLI(t, map[string]string{"FLYWHEEL_REGISTRY_URL": base}, "models", "import", "m", model, "--format", "xgboost")
+	var ue *cli.UnreachableError
+	if !errors.As(err, &ue) || ue.Service != "registry" || !strings.Contains(err.Error(), "registry at "+base+" is unreachable: start it with") {
+		t.Fatalf("want the registry named unreachable, got %v", err)
+	}
+}
+
+// A batch of one event too large for the broker is answered 413 by ingest; produce counts it
+// as a rejection like any other and goes on.
+func TestStreamsProduceSingleEventTooLarge(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "t-3") {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			_, _ = io.WriteString(w, `{"error":{"code":"event_too_large","message":"the event is 2000000 bytes, over its size limit of 1048328 bytes"}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"accepted":1,"duplicates":0,"rejected":0,"errors":[]}`)
+	}))
+	t.Cleanup(srv.Close)
+	out, err := runCLI(t, map[string]string{"FLYWHEEL_INGEST_URL": srv.URL}, "streams", "produce", "transactions", "-f", "testdata/payments.ndjson", "--batch", "1")
+	if err == nil || !strings.Contains(err.Error(), "1 of 4 events were rejected") || !strings.Contains(out, "4     /: the event is 2000000 bytes") {
+		t.Fatalf("%v\n%s", err, out)
+	}
 }

@@ -93,7 +93,7 @@ reference profile, so the monitor cannot judge their drift.`,
 			reg := client.New(rc.base, rc.token, "flywheel-cli", &http.Client{Timeout: opts.timeout})
 			ctx := cmd.Context()
 			if err := reg.EnsureModel(ctx, name); err != nil {
-				return fmt.Errorf("registered model %s: %w", name, err)
+				return fmt.Errorf("registered model %s: %w", name, rc.unreachable(err))
 			}
 			exp, err := reg.EnsureExperiment(ctx, name)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -191,6 +192,20 @@ on dlq.STREAM. The brokers are $FLYWHEEL_KAFKA_BROKERS (default 127.0.0.1:9092).
 	return cmd
 }
 
+// ingestAnswer is ingest's answer to a batch of events.
+type ingestAnswer struct {
+	Accepted   int               `json:"accepted"`
+	Duplicates int               `json:"duplicates"`
+	Rejected   int               `json:"rejected"`
+	Errors     []ingestRejection `json:"errors"`
+}
+
+type ingestRejection struct {
+	Index   int      `json:"index"` // in the batch
+	Code    string   `json:"code"`
+	Reasons []string `json:"reasons"`
+}
+
 // maxProduceBody keeps a request well under ingest's 8 MiB default body limit.
 const maxProduceBody = 4 << 20
 
@@ -205,17 +220,16 @@ func produceHTTP(ctx context.Context, c *apiClient, stream, file string, stdin i
 			body.Write(l.data)
 			body.WriteByte('\n')
 		}
-		var res struct {
-			Accepted   int `json:"accepted"`
-			Duplicates int `json:"duplicates"`
-			Rejected   int `json:"rejected"`
-			Errors     []struct {
-				Index   int      `json:"index"`
-				Code    string   `json:"code"`
-				Reasons []string `json:"reasons"`
-			} `json:"errors"`
+		var res ingestAnswer
+		err := c.doRaw(ctx, "POST", path, nil, "application/x-ndjson", body.Bytes(), &res)
+		var tooLarge *APIError
+		if len(lines) == 1 && errors.As(err, &tooLarge) && tooLarge.Code == "event_too_large" {
+			// One event alone in its request is refused with 413 rather than listed: the same
+			// rejection (it is dead-lettered too).
+			err, res.Rejected = nil, 1
+			res.Errors = []ingestRejection{{Index: 0, Code: tooLarge.Code, Reasons: []string{"/: " + tooLarge.Message}}}
 		}
-		if err := c.doRaw(ctx, "POST", path, nil, "application/x-ndjson", body.Bytes(), &res); err != nil {
+		if err != nil {
 			if sum.Sent > 0 {
 				return fmt.Errorf("%w (after %d events were sent and answered: %d accepted, %d rejected)", err, sum.Sent, sum.Accepted, sum.Rejected)
 			}
