@@ -381,15 +381,22 @@ func (c *apiClient) roundTrip(ctx context.Context, method, path string, query ur
 // unreachable returns an *UnreachableError when err (from any client of the service) says
 // the connection could not be made — nothing listens, the host is unknown — and err otherwise.
 func (c *apiClient) unreachable(err error) error {
-	var op *net.OpError
-	var dns *net.DNSError
-	if errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial") {
-		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return &UnreachableError{Service: c.svc.name, URL: c.base, PointAt: c.svc.pointAt(), Err: err}
+	if ue, ok := c.asUnreachable(err); ok {
+		return ue
 	}
 	return err
+}
+
+func (c *apiClient) asUnreachable(err error) (*UnreachableError, bool) {
+	var op *net.OpError
+	var dns *net.DNSError
+	if !errors.As(err, &dns) && !(errors.As(err, &op) && op.Op == "dial") {
+		return nil, false
+	}
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = ue.Err // the method and URL are said by the caller
+	}
+	return &UnreachableError{Service: c.svc.name, URL: c.base, PointAt: c.svc.pointAt(), Err: err}, true
 }
 
 // transportError explains a request that got no answer: cancelled, unreachable (nothing
@@ -398,12 +405,12 @@ func (c *apiClient) transportError(ctx context.Context, method, path string, err
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %s %s: %w", c.svc.name, method, path, ctx.Err())
 	}
+	if ue, ok := c.asUnreachable(err); ok {
+		return ue
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // the method and URL are said below
-	}
-	if unreachable := c.unreachable(err); unreachable != err {
-		return unreachable
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
