@@ -1,0 +1,3 @@
+module github.com/flywheel-ml/flywheel/deploy/docker/healthcheck
+
+go 1.26.0
