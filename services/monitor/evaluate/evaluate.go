@@ -177,6 +177,12 @@ func (e *Evaluator) version(ctx context.Context, sv source.Served, from, closed 
 	if last.After(start) {
 		start = last
 	}
+	// A window is complete once its predictions have landed: after a restart, or while the
+	// landing catches up, the clock is ahead of what ClickHouse holds, and a window scored
+	// early would be scored on part of its traffic and never again.
+	if landed := sv.Last.Truncate(e.grid()); !sv.Last.IsZero() && landed.Before(closed) {
+		closed = landed
+	}
 	windows, err := e.dataWindows(ctx, sv, start, closed)
 	if err != nil {
 		return err

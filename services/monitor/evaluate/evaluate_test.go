@@ -28,6 +28,8 @@ type fakeLog struct {
 	scores    map[string]evaluate.Score
 	windows   map[string]time.Time
 	events    map[string]schemas.DriftEvent
+	// landedUpTo is the newest prediction landed (zero: everything)
+	landedUpTo time.Time
 }
 
 func newFakeLog() *fakeLog {
@@ -36,7 +38,11 @@ func newFakeLog() *fakeLog {
 }
 
 func (f *fakeLog) Served(_ context.Context, start, end time.Time) ([]source.Served, error) {
-	return []source.Served{{Model: "fraud", Version: 1, N: 1}}, nil
+	last := time.Time{}
+	if !f.landedUpTo.IsZero() {
+		last = f.landedUpTo
+	}
+	return []source.Served{{Model: "fraud", Version: 1, N: 1, Last: last}}, nil
 }
 
 // Window returns the predictions of the minutes that start in [start, end); a prediction's
@@ -228,5 +234,34 @@ func TestCountWindows(t *testing.T) {
 	want := "[01:01 03:01 05:01 07:01 09:01 11:01 13:01 15:01 17:01 19:01]"
 	if fmt.Sprint(ends) != want {
 		t.Fatalf("count windows end at %v, want %s", ends, want)
+	}
+}
+
+// TestWindowsWaitForTheirPredictionsToLand: while the landing lags (after a restart), a
+// window whose end the landed predictions have not reached is not scored; it is scored, in
+// full, once they have.
+func TestWindowsWaitForTheirPredictionsToLand(t *testing.T) {
+	log := newFakeLog()
+	now := t0.Add(10 * time.Minute)
+	cfg := evaluate.Config{Window: time.Minute, Grace: 10 * time.Second, MinN: 500, Lookback: time.Hour, Persist: 2, Of: 3,
+		Cooldown: 10 * time.Minute, LabelsFor: func(string) (evaluate.Labels, bool) { return evaluate.Labels{}, false }}
+	e := evaluate.New(cfg, log, refs{}, detector{log}, log, func() time.Time { return now }, zap.NewNop())
+	for m := 0; m < 10; m++ {
+		log.perMinute[t0.Unix()/60+int64(m)] = 600
+	}
+	log.landedUpTo = t0.Add(6*time.Minute + 30*time.Second)
+	if err := e.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := log.LastWindowEnd(context.Background(), "fraud", 1, evaluate.Data)
+	if !last.Equal(t0.Add(6 * time.Minute)) {
+		t.Fatalf("with predictions landed up to 10:06:30 the last window scored ends %v, want 10:06", last)
+	}
+	log.landedUpTo = now
+	if err := e.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ = log.LastWindowEnd(context.Background(), "fraud", 1, evaluate.Data); !last.Equal(t0.Add(9 * time.Minute)) {
+		t.Fatalf("once landed the last window scored ends %v, want 10:09", last)
 	}
 }

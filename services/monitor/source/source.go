@@ -25,12 +25,13 @@ type Served struct {
 	Version int
 	N       uint64
 	First   time.Time // its first prediction in the range
+	Last    time.Time // its last prediction landed so far: windows after it are not complete yet
 }
 
 // Served lists the versions that answered (not in the shadow) in [start, end).
 func (s *Source) Served(ctx context.Context, start, end time.Time) ([]Served, error) {
 	// no FINAL: a replayed record only inflates N, and listing versions must stay cheap
-	rows, err := s.conn.Query(ctx, `SELECT model, version, count(), min(ts_ms) FROM predictions
+	rows, err := s.conn.Query(ctx, `SELECT model, version, count(), min(ts_ms), max(ts_ms) FROM predictions
 		WHERE ts >= toDateTime(?) AND ts_ms >= ? AND ts_ms < ? AND shadow = 0 GROUP BY model, version ORDER BY model, version`,
 		uint32(start.Unix()),
 		start.UnixMilli(), end.UnixMilli())
@@ -42,11 +43,11 @@ func (s *Source) Served(ctx context.Context, start, end time.Time) ([]Served, er
 	for rows.Next() {
 		var sv Served
 		var v uint32
-		var first int64
-		if err := rows.Scan(&sv.Model, &v, &sv.N, &first); err != nil {
+		var first, last int64
+		if err := rows.Scan(&sv.Model, &v, &sv.N, &first, &last); err != nil {
 			return nil, err
 		}
-		sv.First = time.UnixMilli(first).UTC()
+		sv.First, sv.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
 		sv.Version = int(v)
 		out = append(out, sv)
 	}
