@@ -28,7 +28,7 @@ CHAOS_STACK_ENV := FLYWHEEL_STACK_DIR=$(CHAOS_DIR) FLYWHEEL_STACK_KAFKA_PORT=290
 MODULES := $(shell sed -n 's/^\t\.\/\(.*\)$$/.\/\1\/.../p' go.work)
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench bench-serving bench-drift fuzz vet fmt chaos
+.PHONY: help test unit up down demo build stack-up stack-down stack-test-up stack-test-down bench bench-serving bench-drift fuzz vet fmt chaos images compose-check
 
 help:
 	@echo "make demo   start the local stack and every service, then show the lifecycle working"
@@ -38,6 +38,8 @@ help:
 	@echo "make bench-serving  serving under load beside FastAPI and the Go floor (~40 min; REPS, DUR, RATES)"
 	@echo "make bench-drift  drift detection quality and window throughput, synthetic streams (~10 min; DRIFTBENCH_FLAGS)"
 	@echo "make chaos  fault injection: kill services, restart the servers under load (own stack, ~10 min)"
+	@echo "make images  build the six service images with podman, run each against the dev stack until ready (~10 min)"
+	@echo "make compose-check  check deploy/compose/docker-compose.yml against the services' variables"
 
 test:
 	@trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; \
@@ -121,3 +123,12 @@ chaos:
 	  $(CHAOS_STACK_ENV) $(STACK) down --purge >/dev/null; \
 	  $(CHAOS_STACK_ENV) $(STACK) up && set -a && . $(CHAOS_DIR)/env && set +a && \
 	  export $(CHAOS_STACK_ENV) && $(GO) test -tags chaos -count=1 -v -timeout 30m -run '^TestChaos$$' ./tests/e2e/
+
+# Container images (issue #12): podman builds deploy/docker/Dockerfile for each service and runs
+# each image against the dev stack until /readyz is 200 (FLYWHEEL_IMAGES_* in deploy/docker/images.sh).
+images:
+	@deploy/docker/images.sh
+
+compose-check:
+	@/usr/bin/python3 -c 'import yaml' 2>/dev/null || { $$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq python3-yaml; }
+	@/usr/bin/python3 deploy/compose/check.py

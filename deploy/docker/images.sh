@@ -65,13 +65,17 @@ host_port() { echo $((PORT_BASE + ${PORT[$1]} - 8080)); }
 grpc_port() { echo $((PORT_BASE + 14)); }
 
 # ------------------------------------------------------------------ podman, runc, the wrapper
-install_podman() {
-  if command -v podman >/dev/null 2>&1 && [ -x /usr/sbin/runc ]; then return; fi
-  command -v apt-get >/dev/null 2>&1 || die "podman and runc are missing and there is no apt-get: install them"
+install_podman() { # podman, runc, and python3-yaml for deploy/compose/check.py
+  local missing=()
+  command -v podman >/dev/null 2>&1 || missing+=(podman)
+  [ -x /usr/sbin/runc ] || missing+=(runc)
+  /usr/bin/python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and there is no apt-get: install them"
   local sudo; sudo="$(command -v sudo || true)"
-  say "installing podman and runc with apt-get"
+  say "installing ${missing[*]} with apt-get"
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 # The sandbox forbids setrlimit in a container's init, which runc does for every rlimit the
@@ -274,6 +278,11 @@ for s in "${SERVICES[@]}"; do
   podman image exists "$(image_of "$s")" || die "$(image_of "$s") is not built"
   SIZE[$s]="$(podman image inspect -f '{{.Size}}' "$(image_of "$s")")"
 done
+
+# The compose file against what the built images read (their -h lists every variable).
+if [ ${#SERVICES[@]} -eq ${#ALL[@]} ]; then
+  "$REPO_ROOT/deploy/compose/check.py" --help-cmd "podman --runtime $WRAPPER run --rm --network none localhost/flywheel/{service}:$TAG -h"
+fi
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
