@@ -168,6 +168,8 @@ check_workspace() {
   done
   rm -rf "$tmp"
   say "image workspace: same dependency versions as go.work for ${SERVICES[*]}"
+  # The healthcheck module is in the image workspace only (not in go.work): test it here.
+  (cd "$SCRIPT_DIR/healthcheck" && GOWORK=off go vet . && GOWORK=off go test -count=1 .) || die "the healthcheck probe's tests failed"
 }
 
 # ------------------------------------------------------------------ build
@@ -303,7 +305,8 @@ fi
 echo
 printf '%-10s %-34s %10s %8s %8s\n' SERVICE IMAGE SIZE BUILD READY
 for s in "${SERVICES[@]}"; do
-  printf '%-10s %-34s %8.1fMB %7ss %7ss\n' "$s" "$(image_of "$s")" "$(awk -v b="${SIZE[$s]}" 'BEGIN { print b / 1e6 }')" \
-    "${BUILD_SECS[$s]:--}" "${READY_SECS[$s]}"
+  b="${BUILD_SECS[$s]:-}"
+  printf '%-10s %-34s %8.1fMB %8s %7ss\n' "$s" "$(image_of "$s")" "$(awk -v b="${SIZE[$s]}" 'BEGIN { print b / 1e6 }')" \
+    "${b:+${b}s}${b:-skipped}" "${READY_SECS[$s]}"
 done
 say "every image built and reached ready; stopping the containers"
