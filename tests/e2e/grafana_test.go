@@ -30,7 +30,10 @@ import (
 // $__conditionalAll and template variables, then the backend's macros), and runs it through
 // the plugin's own client path (clickhouse-go's database/sql driver, native protocol) against
 // the real ClickHouse of the test stack: first on empty tables (every panel must say "no
-// data", never NaN or an error), then with a few rows whose panels' values it checks.
+// data", never NaN or an error), then with a few rows in every table, when every panel and
+// annotation query must return rows, whose values it checks. Annotation queries (the
+// promotion timeline, drift events, retrain runs) run the same way and must return what
+// Grafana's annotation support reads: time, text, and optionally timeEnd and tags.
 
 const (
 	grafanaDir      = "../../deploy/grafana"
@@ -51,8 +54,25 @@ type grafanaDashboard struct {
 	Templating    struct {
 		List []grafanaVariable `json:"list"`
 	} `json:"templating"`
+	Annotations struct {
+		List []grafanaAnnotation `json:"list"`
+	} `json:"annotations"`
 	Panels []grafanaPanel `json:"panels"`
 }
+
+// grafanaAnnotation is an annotation query of the dashboard. Queries of the plugin use
+// Grafana's standard annotation support: target is a query like a panel's, whose rows become
+// annotations by column name (time, timeEnd, text, tags).
+type grafanaAnnotation struct {
+	Name       string         `json:"name"`
+	BuiltIn    int            `json:"builtIn"`
+	Enable     bool           `json:"enable"`
+	Datasource *grafanaDSRef  `json:"datasource"`
+	Target     *grafanaTarget `json:"target"`
+}
+
+// grafanaAnnotationKey is where an annotation's result is kept beside the panels'.
+func grafanaAnnotationKey(name string) string { return "annotation: " + name }
 
 type grafanaVariable struct {
 	Name       string          `json:"name"`
@@ -145,6 +165,7 @@ func TestGrafanaDashboards(t *testing.T) {
 		return // the value checks below would only repeat the failures above
 	}
 	checkGrafanaValues(t, results, m0, rng)
+	checkGrafanaTexts(t, results)
 }
 
 // loadGrafanaDashboards parses every dashboard and checks what Grafana needs to load it and
@@ -196,6 +217,37 @@ func loadGrafanaDashboards(t *testing.T) []grafanaDashboard {
 		if _, ok := vars["database"]; !ok {
 			fail("needs a variable database naming Flywheel's ClickHouse database")
 		}
+		names := map[string]bool{}
+		for _, a := range d.Annotations.List {
+			if a.BuiltIn == 1 {
+				continue // Grafana's own annotations and alerts
+			}
+			where := fmt.Sprintf("annotation %q", a.Name)
+			if a.Name == "" || names[a.Name] {
+				fail("%s: needs a name of its own", where)
+			}
+			names[a.Name] = true
+			if a.Datasource == nil || a.Datasource.Type != grafanaPluginID || a.Datasource.UID != "${datasource}" {
+				fail("%s: datasource must be {type: %s, uid: ${datasource}}", where, grafanaPluginID)
+			}
+			tg := a.Target
+			if tg == nil || tg.RefID == "" || tg.RawSQL == "" || tg.EditorType != "sql" {
+				fail("%s: needs a target with refId, editorType sql and rawSql", where)
+				continue
+			}
+			if tg.Datasource == nil || tg.Datasource.Type != grafanaPluginID || tg.Datasource.UID != "${datasource}" {
+				fail("%s: target datasource must be {type: %s, uid: ${datasource}}", where, grafanaPluginID)
+			}
+			if tg.Format == nil || *tg.Format != formatTable {
+				fail("%s: target format must be 1 (table): each row is an annotation", where)
+			}
+			if grafanaNamesDatabase(tg.RawSQL) {
+				fail("%s names the database; use ${database}", where)
+			}
+			if strings.Contains(tg.RawSQL, "$__interval_s") {
+				fail("%s: an annotation query has no panel interval", where)
+			}
+		}
 		ids, titles := map[int]string{}, map[string]bool{}
 		for _, p := range flattenGrafanaPanels(d.Panels) {
 			where := fmt.Sprintf("panel %d %q", p.ID, p.Title)
@@ -237,7 +289,7 @@ func loadGrafanaDashboards(t *testing.T) []grafanaDashboard {
 				if tg.Format == nil || (*tg.Format != formatTimeSeries && *tg.Format != formatTable) {
 					fail("%s: target %s: format must be 0 (time series) or 1 (table)", where, tg.RefID)
 				}
-				if strings.Contains(tg.RawSQL, "flywheel.") {
+				if grafanaNamesDatabase(tg.RawSQL) {
 					fail("%s: target %s names the database; use ${database}", where, tg.RefID)
 				}
 				// The statistics tables have one row per minute: a shorter interval draws gaps.
@@ -253,6 +305,14 @@ func loadGrafanaDashboards(t *testing.T) []grafanaDashboard {
 	}
 	return out
 }
+
+// grafanaNamesDatabase reports a table reached as flywheel.<table> rather than through
+// $database; quoted strings such as the tag key 'flywheel.trigger' do not count.
+func grafanaNamesDatabase(sql string) bool {
+	return strings.Contains(grafanaQuoted.ReplaceAllString(sql, "''"), "flywheel.")
+}
+
+var grafanaQuoted = regexp.MustCompile(`'(?:[^'\\]|\\.)*'`)
 
 func flattenGrafanaPanels(panels []grafanaPanel) []grafanaPanel {
 	var out []grafanaPanel
@@ -395,13 +455,79 @@ func runGrafanaDashboard(t *testing.T, db *sql.DB, d grafanaDashboard, database 
 			if mode == "empty" && *tg.Format == formatTimeSeries && len(res.rows) > 0 {
 				t.Errorf("%s: %d rows from empty tables, want none (\"No data\")", where, len(res.rows))
 			}
+			if mode == "all" && len(res.rows) == 0 {
+				t.Errorf("%s: no rows with a few rows in every table: the panel would say \"No data\"\nSQL:\n%s", where, expanded)
+			}
 			if out[p.Title] == nil {
 				out[p.Title] = map[string]grafanaResult{}
 			}
 			out[p.Title][tg.RefID] = res
 		}
 	}
+
+	// Annotation queries run like panel queries, over the dashboard's range.
+	for _, a := range d.Annotations.List {
+		if a.BuiltIn == 1 || a.Target == nil {
+			continue
+		}
+		where := fmt.Sprintf("%s (%s): annotation %q", d.file, mode, a.Name)
+		expanded, err := expandGrafanaSQL(a.Target.RawSQL, vars, rng, 0)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			continue
+		}
+		res, err := runGrafanaQuery(ctx, db, expanded, d.UID, 0)
+		if err != nil {
+			t.Errorf("%s does not run on ClickHouse: %v\nSQL:\n%s", where, err, expanded)
+			continue
+		}
+		if problem := checkGrafanaAnnotation(res); problem != "" {
+			t.Errorf("%s: %s\nSQL:\n%s", where, problem, expanded)
+		}
+		switch {
+		case mode == "empty" && len(res.rows) > 0:
+			t.Errorf("%s: %d annotations from empty tables, want none", where, len(res.rows))
+		case mode == "all" && len(res.rows) == 0:
+			t.Errorf("%s: no annotations with a few rows in every table\nSQL:\n%s", where, expanded)
+		}
+		out[grafanaAnnotationKey(a.Name)] = map[string]grafanaResult{"A": res}
+	}
 	return out
+}
+
+// checkGrafanaAnnotation checks what Grafana's standard annotation support reads from a
+// row: a time (a DateTime column named time), a text (a String named text), optionally
+// timeEnd (a DateTime, not before time) for a region and tags (a String, comma-separated).
+func checkGrafanaAnnotation(res grafanaResult) string {
+	if problem := checkGrafanaResult(res, formatTable, ""); problem != "" {
+		return problem
+	}
+	ti, xi := slices.Index(res.cols, "time"), slices.Index(res.cols, "text")
+	if ti < 0 || xi < 0 {
+		return fmt.Sprintf("an annotation needs columns time and text, got %v", res.cols)
+	}
+	ei, gi := slices.Index(res.cols, "timeEnd"), slices.Index(res.cols, "tags")
+	for _, row := range res.rows {
+		ts, ok := row[ti].(time.Time)
+		if !ok {
+			return fmt.Sprintf("column time is %T, not a DateTime", row[ti])
+		}
+		if text, ok := row[xi].(string); !ok || text == "" {
+			return fmt.Sprintf("column text is %T %v, want a non-empty string", row[xi], row[xi])
+		}
+		if ei >= 0 {
+			end, ok := row[ei].(time.Time)
+			if !ok || end.Before(ts) {
+				return fmt.Sprintf("column timeEnd is %T %v, want a DateTime not before time %v", row[ei], row[ei], ts)
+			}
+		}
+		if gi >= 0 {
+			if _, ok := row[gi].(string); !ok {
+				return fmt.Sprintf("column tags is %T, want a comma-separated string", row[gi])
+			}
+		}
+	}
+	return ""
 }
 
 func runGrafanaQuery(ctx context.Context, db *sql.DB, query, dashboard string, panel int) (grafanaResult, error) {
@@ -736,13 +862,20 @@ func insertGrafanaFixtures(t *testing.T, conn driver.Conn, m0, now time.Time) {
 		[]any{"r-aaaaaaaa1", "auc", int64(4), start + 4000, 0.81})
 	insert("registry_metric_history", histCols, hist...)
 
-	predCols := []string{"request_id", "model", "version", "entity", "features", "output", "score", "ts", "ts_ms", "latency_us"}
-	pred := func(id string, score float64, latency uint32) []any {
+	predCols := []string{"request_id", "model", "version", "alias", "shadow", "entity", "features", "output", "score", "ts", "ts_ms", "latency_us"}
+	predBy := func(id string, version uint32, alias string, shadow uint8, score float64, latency uint32) []any {
 		ts := minute(time.Second)
-		return []any{id, "fraud", uint32(1), "c-1", "{}", "{}", score, ts, ts.UnixMilli(), latency}
+		return []any{id, "fraud", version, alias, shadow, "c-1", "{}", "{}", score, ts, ts.UnixMilli(), latency}
+	}
+	pred := func(id string, score float64, latency uint32) []any {
+		return predBy(id, 1, "champion", 0, score, latency)
 	}
 	insert("predictions", predCols, pred("p-1", 0.1, 1000), pred("p-2", 0.2, 2000), pred("p-3", 0.3, 9000))
 	insert("predictions", predCols, pred("p-1", 0.1, 1000)) // a replay
+	// Version 2 is the challenger: one canary request served, two requests scored in the
+	// shadow (never served: they stay out of the served panels).
+	insert("predictions", predCols, predBy("p-4", 2, "challenger", 0, 0.4, 4000),
+		predBy("p-1#shadow", 2, "challenger", 1, 0.15, 3000), predBy("p-2#shadow", 2, "challenger", 1, 0.25, 5000))
 
 	driftCols := []string{"model", "version", "kind", "feature", "method", "window_start", "window_end", "n", "score", "threshold", "drifted", "computed_at"}
 	drift := func(end time.Time, score float64, drifted uint8, computed time.Time) []any {
@@ -750,6 +883,48 @@ func insertGrafanaFixtures(t *testing.T, conn driver.Conn, m0, now time.Time) {
 	}
 	insert("drift_metrics", driftCols, drift(m0, 0.1, 0, minute(time.Minute)), drift(minute(5*time.Minute), 0.05, 0, minute(6*time.Minute)))
 	insert("drift_metrics", driftCols, drift(m0, 0.3, 1, minute(2*time.Minute))) // the window recomputed
+	row := func(end time.Time, kind, feature, method string, score, threshold float64, drifted uint8) []any {
+		return []any{"fraud", uint32(1), kind, feature, method, end.Add(-time.Hour), end, uint64(500), score, threshold, drifted, end.Add(time.Minute)}
+	}
+	insert("drift_metrics", driftCols,
+		row(m0, "data", "channel", "linf", 0.01, 0.05, 0),             // a categorical feature of the same window
+		row(m0, "data", "", "verdict", 1, 1, 1),                       // the window's verdict: one feature drifted
+		row(minute(10*time.Minute), "data", "", "n", 120, 500, 0),     // a window too small for a verdict
+		row(m0, "concept", "auc", "hanley_mcneil", 0.70, 0.75, 1),     // concept drift: AUC below its floor
+		row(minute(-7*time.Hour), "data", "amount", "psi", 9, 0.2, 1)) // before the range
+
+	// The loop: drift event d → retrain run on it → v2 challenger, then champion → rolled
+	// back during the range's last half hour; the challenger alias deleted.
+	loop := now.Truncate(time.Minute).Add(-2 * time.Hour)
+	evCols2 := []string{"id", "model", "version", "kind", "features", "window_start", "window_end", "n", "detected_at", "event",
+		"published", "alerted", "updated_at_ms"}
+	dev := func(id string, detected time.Time, published, alerted uint8, updated int64) []any {
+		return []any{id, "fraud", uint32(1), "data",
+			`[{"feature":"amount","method":"psi","score":0.3,"threshold":0.2},{"feature":"channel","method":"linf","score":0.09,"threshold":0.05}]`,
+			detected.Add(-10 * time.Minute), detected.Add(-5 * time.Minute), uint64(800), detected, `{}`, published, alerted, updated}
+	}
+	insert("drift_events", evCols2, dev("drift-abc", loop, 0, 0, 1), dev("drift-old", minute(-7*time.Hour), 1, 1, 1))
+	insert("drift_events", evCols2, dev("drift-abc", loop, 1, 1, 2)) // published and alerted, a newer row
+
+	retrainStart, retrainEnd := loop.Add(time.Minute).UnixMilli(), loop.Add(3*time.Minute).UnixMilli()
+	insert("registry_runs", runCols, []any{"1", "r-dddddddd4", "retrain-t1", "trainer", "FINISHED", "active", retrainStart, &retrainEnd,
+		"mlflow-artifacts:/1/r-dddddddd4/artifacts", []string{"test_auc", "train_loss"}, []float64{0.93, 0.2}, []string{}, []string{},
+		[]string{"flywheel.outcome", "flywheel.trigger"}, []string{"promoted to champion", "drift:drift-abc"}, uint64(5)})
+
+	aliasCols := []string{"model", "model_id", "alias", "version", "previous", "action", "actor", "reason", "run_id", "trigger",
+		"event_id", "moved_at", "moved_at_ms", "revision", "audit_seq"}
+	moveRow := func(at time.Time, alias string, version, previous uint32, action, actor, reason, run, trigger, event string, rev uint64) []any {
+		return []any{"fraud", "m-1", alias, version, previous, action, actor, reason, run, trigger, event, at.Truncate(time.Second), at.UnixMilli(), rev, rev}
+	}
+	promoted := moveRow(loop.Add(3*time.Minute+5*time.Second), "champion", 2, 1, "moved", "trainer", "run t1 (drift:drift-abc): every gate passed",
+		"r-dddddddd4", "drift:drift-abc", "e-3", 3)
+	insert("registry_alias_history", aliasCols,
+		moveRow(minute(-7*time.Hour), "champion", 1, 0, "moved", "alice", "first model", "r-cccccccc3", "manual", "e-1", 1),
+		moveRow(loop.Add(3*time.Minute), "challenger", 2, 0, "moved", "trainer", "run t1: every gate passed", "r-dddddddd4", "drift:drift-abc", "e-2", 2),
+		promoted,
+		moveRow(minute(8*time.Minute), "champion", 1, 2, "rollback", "oncall", "rollback: latency", "r-cccccccc3", "manual", "e-4", 4),
+		moveRow(minute(9*time.Minute), "challenger", 0, 2, "deleted", "oncall", "done", "", "", "e-5", 3))
+	insert("registry_alias_history", aliasCols, promoted) // projected again by a second registry process
 
 	perfCols := []string{"model", "version", "metric", "window_start", "window_end", "n", "value", "computed_at"}
 	perf := func(end time.Time, v float64, computed time.Time) []any {
@@ -757,10 +932,25 @@ func insertGrafanaFixtures(t *testing.T, conn driver.Conn, m0, now time.Time) {
 	}
 	insert("model_performance", perfCols, perf(minute(-time.Hour), 0.79, minute(-59*time.Minute)), perf(m0, 0.80, minute(time.Minute)))
 	insert("model_performance", perfCols, perf(m0, 0.82, minute(2*time.Minute)))
+	insert("model_performance", perfCols,
+		[]any{"fraud", uint32(2), "auc", m0, minute(5 * time.Minute), uint64(200), 0.9, minute(6 * time.Minute)},
+		[]any{"fraud", uint32(1), "n", m0.Add(-time.Hour), m0, uint64(100), 100.0, minute(2 * time.Minute)}) // the label count, not a quality
+
+	skewCols := []string{"model", "version", "feature", "window_start", "window_end", "n", "mismatches", "example", "checked_at"}
+	skew := func(end time.Time, feature string, n, mismatches uint64, example string, checked time.Time) []any {
+		return []any{"fraud", uint32(1), feature, end.Add(-5 * time.Minute), end, n, mismatches, example, checked}
+	}
+	insert("skew_checks", skewCols,
+		skew(m0, "amount_sum_1h", 100, 0, "", minute(time.Minute)),
+		skew(m0, "txn_count_1h", 100, 2, "first check", minute(time.Minute)),
+		skew(minute(5*time.Minute), "txn_count_1h", 50, 0, "", minute(6*time.Minute)),
+		skew(minute(-7*time.Hour), "txn_count_1h", 100, 100, "before the range", minute(-7*time.Hour)))
+	insert("skew_checks", skewCols, skew(m0, "txn_count_1h", 100, 3, "txn_count_1h of c-1: online 3, offline 2", minute(2*time.Minute))) // rechecked
 }
 
 // checkGrafanaValues checks that key panels say what the fixture rows imply.
 func checkGrafanaValues(t *testing.T, results map[string]map[string]map[string]grafanaResult, m0 time.Time, rng grafanaRange) {
+	loop := rng.to.Truncate(time.Minute).Add(-2 * time.Hour) // the drift → retrain → promotion fixtures
 	t.Helper()
 	get := func(dash, panel string) grafanaResult {
 		t.Helper()
@@ -813,19 +1003,76 @@ func checkGrafanaValues(t *testing.T, results map[string]map[string]map[string]g
 		{"flywheel-features", "Offline write delay (written_at − event_time)", "p50", where{"time": m0}, 15},
 		{"flywheel-features", "Offline store by view version", "entities", where{"view": "card_activity", "view_version": "v1"}, 1},
 		// Models: the newest snapshot of a run wins, deleted runs and runs before the range are out.
-		{"flywheel-models", "Runs started", "finished", nil, 1},
+		{"flywheel-models", "Runs started", "finished", nil, 2}, // baseline and the retrain
 		{"flywheel-models", "Runs started", "running", nil, 0},
 		{"flywheel-models", "Runs (newest first)", "duration", where{"run_id": "r-aaaaaaaa1", "status": "FINISHED"}, 120},
 		{"flywheel-models", "Metric by step: ${run:text}", "metric_value", where{"key": "loss", "step": int64(2)}, 0.65},
 		{"flywheel-models", "Metric by step: ${run:text}", "metric_value", where{"key": "loss", "step": int64(4)}, 0.42},
 		{"flywheel-models", "Latest metric values by run", "metric_value", where{"key": "auc", "run_id": "r-aaaaaaaa1"}, 0.81},
-		{"flywheel-models", "Predictions per minute", "predictions_per_minute", where{"time": m0, "model_version": "fraud v1"}, 3},
-		{"flywheel-models", "Prediction latency", "p50", where{"time": m0}, 1.5}, // 1, 1, 2, 9 ms (with the replay)
-		{"flywheel-models", "Windows drifted", "drifted_windows", nil, 1},
-		{"flywheel-models", "Windows drifted", "windows", nil, 2},
+		// Serving: shadow predictions are counted apart from the served ones.
+		{"flywheel-models", "Predictions per minute by version", "predictions_per_minute", where{"time": m0, "model_version": "fraud v1"}, 3},
+		{"flywheel-models", "Predictions per minute by version", "predictions_per_minute", where{"time": m0, "model_version": "fraud v2"}, 1},
+		{"flywheel-models", "Latency p50 / p99 by version", "p50", where{"time": m0, "model_version": "fraud v1"}, 1.5}, // 1, 1, 2, 9 ms (with the replay)
+		{"flywheel-models", "Latency p50 / p99 by version", "p99", where{"time": m0, "model_version": "fraud v1"}, 8.789}, // 8789.99 µs interpolated, in latency_us's integer type
+		{"flywheel-models", "Latency p50 / p99 by version", "p50", where{"time": m0, "model_version": "fraud v2"}, 4},
+		{"flywheel-models", "Latency p50 / p99 by version", "p99", where{"time": m0, "model_version": "fraud v2"}, 4}, // its shadow scores (3, 5 ms) left out
+		{"flywheel-models", "Mean score by version", "mean_score", where{"time": m0, "model_version": "fraud v2"}, 0.4},
+		{"flywheel-models", "Shadow predictions per minute", "shadow_per_minute", where{"time": m0, "model_version": "fraud v2"}, 2},
+		{"flywheel-models", "Shadow predictions per minute", "shadow_p99_ms", where{"time": m0, "model_version": "fraud v2"}, 4.98},
+		{"flywheel-models", "Traffic by model version", "served", where{"version": 1}, 3},
+		{"flywheel-models", "Traffic by model version", "shadow_scored", where{"version": 1}, 0},
+		{"flywheel-models", "Traffic by model version", "served", where{"version": 2}, 1},
+		{"flywheel-models", "Traffic by model version", "shadow_scored", where{"version": 2}, 2},
+		{"flywheel-models", "Traffic by model version", "p50_ms", where{"version": 2, "aliases": "challenger"}, 4},
+		// Drift: windows are (model, version, kind, window end), too small ones left out.
+		{"flywheel-models", "Windows drifted", "drifted_windows", nil, 2}, // data at m0, concept at m0
+		{"flywheel-models", "Windows drifted", "windows", nil, 3},
 		{"flywheel-models", "Drift score / threshold", "relative_score", where{"time": m0, "series": "fraud v1 data amount psi"}, 1.5},
-		{"flywheel-models", "Model performance", "metric_value", where{"time": m0, "series": "fraud v1 auc"}, 0.82},
-		{"flywheel-models", "Latest performance per model version", "latest_value", where{"model": "fraud", "metric": "auc"}, 0.82},
+		{"flywheel-models", "Drift score / threshold", "relative_score", where{"time": m0, "series": "fraud v1 data channel linf"}, 0.2},
+		{"flywheel-models", "Drift score and calibrated threshold by feature", "drift_score", where{"time": m0, "series": "fraud v1 amount (psi)"}, 0.3},
+		{"flywheel-models", "Drift score and calibrated threshold by feature", "calibrated_threshold", where{"time": m0, "series": "fraud v1 amount (psi)"}, 0.2},
+		{"flywheel-models", "Drift score and calibrated threshold by feature", "drift_score", where{"time": m0.Add(5 * time.Minute), "series": "fraud v1 amount (psi)"}, 0.05},
+		{"flywheel-models", "Latest drift by feature", "latest_score", where{"feature": "amount"}, 0.05},
+		{"flywheel-models", "Latest drift by feature", "score_over_threshold", where{"feature": "amount"}, 0.25},
+		{"flywheel-models", "Latest drift by feature", "windows_drifted", where{"feature": "amount"}, 1},
+		{"flywheel-models", "Latest drift by feature", "windows", where{"feature": "amount"}, 2},
+		{"flywheel-models", "Latest drift by feature", "latest_threshold", where{"feature": "channel"}, 0.05},
+		{"flywheel-models", "Drift events", "published", where{"id": "drift-abc"}, 1},
+		{"flywheel-models", "Drift events", "n", where{"id": "drift-abc"}, 800},
+		// Performance: the latest computation of a window, across versions; n is no quality.
+		{"flywheel-models", "Model performance over time", "metric_value", where{"time": m0, "series": "fraud v1 auc"}, 0.82},
+		{"flywheel-models", "Model performance over time", "metric_value", where{"time": m0.Add(5 * time.Minute), "series": "fraud v2 auc"}, 0.9},
+		{"flywheel-models", "Latest performance per model version", "latest_value", where{"model": "fraud", "version": 1, "metric": "auc"}, 0.82},
+		{"flywheel-models", "Latest performance per model version", "latest_value", where{"model": "fraud", "version": 2, "metric": "auc"}, 0.9},
+		{"flywheel-models", "Performance across versions", "weighted_mean", where{"version": 1, "metric": "auc"}, 0.805},
+		{"flywheel-models", "Performance across versions", "windows", where{"version": 1, "metric": "auc"}, 2},
+		{"flywheel-models", "Performance across versions", "labelled", where{"version": 1, "metric": "auc"}, 200},
+		{"flywheel-models", "Performance across versions", "weighted_mean", where{"version": 2, "metric": "auc"}, 0.9},
+		{"flywheel-models", "AUC against the concept-drift floor", "window_auc", where{"time": m0, "model_version": "fraud v1"}, 0.70},
+		{"flywheel-models", "AUC against the concept-drift floor", "auc_floor", where{"time": m0, "model_version": "fraud v1"}, 0.75},
+		// Skew: the recheck of a window wins; the row before the range is out.
+		{"flywheel-models", "Skew rate", "skew_rate", nil, 3.0 / 250},
+		{"flywheel-models", "Skew rate", "values_checked", nil, 250},
+		{"flywheel-models", "Skew rate per feature", "skew_rate", where{"time": m0, "series": "fraud v1 txn_count_1h"}, 0.03},
+		{"flywheel-models", "Skew rate per feature", "skew_rate", where{"time": m0, "series": "fraud v1 amount_sum_1h"}, 0},
+		{"flywheel-models", "Skew by feature", "skew_rate", where{"feature": "txn_count_1h"}, 0.02},
+		{"flywheel-models", "Skew by feature", "windows", where{"feature": "txn_count_1h"}, 2},
+		{"flywheel-models", "Skew by feature", "mismatched", where{"feature": "txn_count_1h"}, 3},
+		// The loop: one drift event, one retrain, one promotion and one rollback in the range
+		// (the first champion, 7 hours ago, is out of it but still counts for the aliases).
+		{"flywheel-models", "Loop in the range", "drift_events", nil, 1},
+		{"flywheel-models", "Loop in the range", "retrain_runs", nil, 1},
+		{"flywheel-models", "Loop in the range", "promotions", nil, 1},
+		{"flywheel-models", "Loop in the range", "rollbacks", nil, 1},
+		{"flywheel-models", "Current aliases", "current_version", where{"alias": "champion"}, 1},
+		{"flywheel-models", "Current aliases", "previous_version", where{"alias": "champion"}, 2},
+		{"flywheel-models", "Promotion timeline", "version", where{"event_id": "e-3"}, 2},
+		{"flywheel-models", "Promotion timeline", "previous", where{"event_id": "e-3"}, 1},
+		{"flywheel-models", "Retrain runs", "duration", where{"run_id": "r-dddddddd4"}, 120},
+		{"flywheel-models", grafanaAnnotationKey("Retrain runs"), "time", where{"tags": "retrain,finished"}, float64(loop.Add(time.Minute).Unix())},
+		{"flywheel-models", grafanaAnnotationKey("Retrain runs"), "timeEnd", where{"tags": "retrain,finished"}, float64(loop.Add(3 * time.Minute).Unix())},
+		{"flywheel-models", grafanaAnnotationKey("Promotions and rollbacks"), "time", where{"tags": "champion,rollback"}, float64(m0.Add(8 * time.Minute).Unix())},
+		{"flywheel-models", grafanaAnnotationKey("Drift events"), "time", where{"tags": "drift,data"}, float64(loop.Unix())},
 	}
 	for _, c := range checks {
 		res := get(c.dash, c.panel)
@@ -845,8 +1092,19 @@ func checkGrafanaValues(t *testing.T, results map[string]map[string]map[string]g
 		want             []string
 	}{
 		{"flywheel-ingest", "Top rejection reasons", "reason", []string{"/amount: minimum", "/currency: enum", "/is_fraud: type"}},
-		{"flywheel-models", "Runs (newest first)", "run_id", []string{"r-aaaaaaaa1"}},
-		{"flywheel-models", "Drifted windows", "feature", []string{"amount"}},
+		{"flywheel-models", "Runs (newest first)", "run_id", []string{"r-aaaaaaaa1", "r-dddddddd4"}},
+		{"flywheel-models", "Drifted windows", "feature", []string{"", "amount", "auc"}}, // the verdict, a feature, concept drift
+		{"flywheel-models", "Drift score / threshold", "series", []string{"fraud v1 data amount psi", "fraud v1 data channel linf"}},
+		{"flywheel-models", "Predictions per minute by version", "model_version", []string{"fraud v1", "fraud v2"}},
+		{"flywheel-models", "Shadow predictions per minute", "model_version", []string{"fraud v2"}},
+		{"flywheel-models", "Model performance over time", "series", []string{"fraud v1 auc", "fraud v2 auc"}},
+		{"flywheel-models", "Current aliases", "alias", []string{"champion"}}, // challenger was deleted
+		{"flywheel-models", "Promotion timeline", "event_id", []string{"e-2", "e-3", "e-4", "e-5"}},
+		{"flywheel-models", "Promotion timeline", "action", []string{"deleted", "moved", "rollback"}},
+		{"flywheel-models", "Drift events", "id", []string{"drift-abc"}},
+		{"flywheel-models", "Retrain runs", "run_id", []string{"r-dddddddd4"}},
+		{"flywheel-models", "Skew by feature", "feature", []string{"amount_sum_1h", "txn_count_1h"}},
+		{"flywheel-models", grafanaAnnotationKey("Promotions and rollbacks"), "tags", []string{"challenger,deleted", "challenger,moved", "champion,moved", "champion,rollback"}},
 		{"flywheel-models/first", "Metric by step: ${run:text}", "key", []string{"auc"}}, // metric = auc
 	}
 	for _, s := range sets {
@@ -869,12 +1127,86 @@ func checkGrafanaValues(t *testing.T, results map[string]map[string]map[string]g
 	}
 }
 
+// checkGrafanaTexts checks string cells: the text of annotations and tables built in SQL.
+func checkGrafanaTexts(t *testing.T, results map[string]map[string]map[string]grafanaResult) {
+	t.Helper()
+	texts := []struct {
+		dash, panel, col string
+		match            map[string]any
+		want             string
+	}{
+		{"flywheel-models", grafanaAnnotationKey("Promotions and rollbacks"), "text", map[string]any{"tags": "champion,moved"},
+			"fraud champion: v2 (was v1) · moved by trainer · trigger drift:drift-abc · run r-dddddddd4 · run t1 (drift:drift-abc): every gate passed"},
+		{"flywheel-models", grafanaAnnotationKey("Promotions and rollbacks"), "text", map[string]any{"tags": "challenger,deleted"},
+			"fraud challenger: deleted (was v2) · deleted by oncall · done"},
+		{"flywheel-models", grafanaAnnotationKey("Retrain runs"), "text", map[string]any{"tags": "retrain,finished"},
+			"retrain-t1 · FINISHED · trigger drift:drift-abc · promoted to champion"},
+		{"flywheel-models", "Drift events", "drifted_features", map[string]any{"id": "drift-abc"}, "amount, channel"},
+		{"flywheel-models", "Retrain runs", "trigger", map[string]any{"run_id": "r-dddddddd4"}, "drift:drift-abc"},
+		{"flywheel-models", "Retrain runs", "holdout_metrics", map[string]any{"run_id": "r-dddddddd4"}, "test_auc=0.93"},
+		{"flywheel-models", "Retrain runs", "outcome", map[string]any{"run_id": "r-dddddddd4"}, "promoted to champion"},
+		{"flywheel-models", "Current aliases", "last_action", map[string]any{"alias": "champion"}, "rollback"},
+		{"flywheel-models", "Traffic by model version", "aliases", map[string]any{"version": 1}, "champion"},
+		{"flywheel-models", "Skew by feature", "latest_example", map[string]any{"feature": "txn_count_1h"}, "txn_count_1h of c-1: online 3, offline 2"},
+	}
+	for _, c := range texts {
+		res, ok := results[c.dash][c.panel]["A"]
+		if !ok {
+			t.Errorf("dashboard %s has no panel %q", c.dash, c.panel)
+			continue
+		}
+		got, err := res.cell(c.match, c.col)
+		if err != nil {
+			t.Errorf("%s / %q: %v\nrows: %v %v", c.dash, c.panel, err, res.cols, res.rows)
+			continue
+		}
+		if got != c.want {
+			t.Errorf("%s / %q: %s where %v = %q, want %q", c.dash, c.panel, c.col, c.match, got, c.want)
+		}
+	}
+	// The drift event's annotation names its model, kind and drifted features.
+	res := results["flywheel-models"][grafanaAnnotationKey("Drift events")]["A"]
+	if got, err := res.cell(map[string]any{"tags": "drift,data"}, "text"); err != nil ||
+		!strings.HasPrefix(got, "fraud v1: data drift of amount, channel in ") || !strings.HasSuffix(got, "(n 800) · drift-abc") {
+		t.Errorf("drift event annotation %q (%v)", got, err)
+	}
+}
+
 // value returns column col of the one row matching every column in match (times compare
 // by instant).
 func (r grafanaResult) value(match map[string]any, col string) (float64, error) {
+	v, err := r.one(match, col)
+	if err != nil {
+		return 0, err
+	}
+	if ts, ok := v.(time.Time); ok {
+		return float64(ts.Unix()), nil
+	}
+	f, ok := grafanaFloat(v)
+	if !ok {
+		return 0, fmt.Errorf("column %s is %T (%v), not a number", col, v, v)
+	}
+	return f, nil
+}
+
+// cell returns the string in column col of the one row matching every column in match.
+func (r grafanaResult) cell(match map[string]any, col string) (string, error) {
+	v, err := r.one(match, col)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("column %s is %T (%v), not a string", col, v, v)
+	}
+	return s, nil
+}
+
+// one returns column col of the one row matching every column in match.
+func (r grafanaResult) one(match map[string]any, col string) (any, error) {
 	ci := slices.Index(r.cols, col)
 	if ci < 0 {
-		return 0, fmt.Errorf("no column %s", col)
+		return nil, fmt.Errorf("no column %s", col)
 	}
 	var found []any
 	for _, row := range r.rows {
@@ -882,7 +1214,7 @@ func (r grafanaResult) value(match map[string]any, col string) (float64, error) 
 		for name, want := range match {
 			i := slices.Index(r.cols, name)
 			if i < 0 {
-				return 0, fmt.Errorf("no column %s", name)
+				return nil, fmt.Errorf("no column %s", name)
 			}
 			switch w := want.(type) {
 			case time.Time:
@@ -897,11 +1229,10 @@ func (r grafanaResult) value(match map[string]any, col string) (float64, error) 
 		}
 	}
 	if len(found) != 1 {
-		return 0, fmt.Errorf("%d rows match %v, want 1", len(found), match)
+		return nil, fmt.Errorf("%d rows match %v, want 1", len(found), match)
 	}
-	f, ok := grafanaFloat(found[0])
-	if !ok {
-		return 0, fmt.Errorf("column %s is %T (%v), not a number", col, found[0], found[0])
+	if p, ok := found[0].(*string); ok && p != nil { // a Nullable(String)
+		return *p, nil
 	}
-	return f, nil
+	return found[0], nil
 }
