@@ -84,7 +84,11 @@ down:
 demo: build
 	@$(SERVICES) down >/dev/null 2>&1 || true
 	@$(STACK) down --purge >/dev/null && $(STACK) up
-	@set -a; . $(DEV_DIR)/stack/env; set +a; $(DEV_DIR)/bin/flywheel demo
+	@set -a; . $(DEV_DIR)/stack/env; set +a; $(DEV_DIR)/bin/flywheel demo && \
+	  echo "checking every Grafana panel's query on the demo's data ..." && \
+	  FLYWHEEL_GRAFANA_DEMO_DATABASE=$${FLYWHEEL_CLICKHOUSE_DATABASE:-flywheel} $(GO) test -count=1 -run '^TestGrafanaPanelsAfterTheDemo$$' ./tests/e2e/ >$(DEV_DIR)/demo/panels.log 2>&1 && \
+	  echo "every dashboard panel and annotation query returned rows (deploy/grafana)" || \
+	  { tail -40 $(DEV_DIR)/demo/panels.log; exit 1; }
 
 bench:
 	@trap '$(TEST_STACK_ENV) $(STACK) down' EXIT; \

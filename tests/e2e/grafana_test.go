@@ -1012,7 +1012,7 @@ func checkGrafanaValues(t *testing.T, results map[string]map[string]map[string]g
 		// Serving: shadow predictions are counted apart from the served ones.
 		{"flywheel-models", "Predictions per minute by version", "predictions_per_minute", where{"time": m0, "model_version": "fraud v1"}, 3},
 		{"flywheel-models", "Predictions per minute by version", "predictions_per_minute", where{"time": m0, "model_version": "fraud v2"}, 1},
-		{"flywheel-models", "Latency p50 / p99 by version", "p50", where{"time": m0, "model_version": "fraud v1"}, 1.5}, // 1, 1, 2, 9 ms (with the replay)
+		{"flywheel-models", "Latency p50 / p99 by version", "p50", where{"time": m0, "model_version": "fraud v1"}, 1.5},   // 1, 1, 2, 9 ms (with the replay)
 		{"flywheel-models", "Latency p50 / p99 by version", "p99", where{"time": m0, "model_version": "fraud v1"}, 8.789}, // 8789.99 µs interpolated, in latency_us's integer type
 		{"flywheel-models", "Latency p50 / p99 by version", "p50", where{"time": m0, "model_version": "fraud v2"}, 4},
 		{"flywheel-models", "Latency p50 / p99 by version", "p99", where{"time": m0, "model_version": "fraud v2"}, 4}, // its shadow scores (3, 5 ms) left out

@@ -109,7 +109,10 @@ func runLoopDemo(ctx context.Context, lookup config.LookupFunc, kcfg kafkax.Conf
 		"FLYWHEEL_MONITOR_WINDOW": "10s", "FLYWHEEL_MONITOR_GRACE": "3s", "FLYWHEEL_MONITOR_MIN_WINDOW": "300",
 		"FLYWHEEL_MONITOR_TICK": "1s", "FLYWHEEL_MONITOR_LOOKBACK": "30m", "FLYWHEEL_MONITOR_PERSIST_K": "2",
 		"FLYWHEEL_MONITOR_PERSIST_N": "3", "FLYWHEEL_MONITOR_COOLDOWN": "10m", "FLYWHEEL_MONITOR_MIN_LABELS": "200",
-		"FLYWHEEL_MONITOR_PERF_RECHECK": "5m", "FLYWHEEL_MONITOR_SKEW_SAMPLE": "100", "FLYWHEEL_LOG_FORMAT": "json"}
+		"FLYWHEEL_MONITOR_PERF_RECHECK": "5m", "FLYWHEEL_MONITOR_SKEW_SAMPLE": "100", "FLYWHEEL_LOG_FORMAT": "json",
+		// once the old champion is the challenger (after the swap), it also scores a share of
+		// the traffic in the shadow
+		"FLYWHEEL_SERVING_SHADOW": "fraud=0.2"}
 	for name, port := range demoPorts {
 		vars["FLYWHEEL_"+name+"_ADDR"] = "127.0.0.1:" + port
 	}

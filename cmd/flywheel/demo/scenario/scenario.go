@@ -85,6 +85,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, err
 	}
 
+	w.newCards = true
 	t := newTraffic(cfg, w, producer)
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
@@ -163,9 +164,12 @@ func sendHistory(ctx context.Context, cfg Config, w *world, p *kafkax.Producer) 
 		times[i] = now.Add(-time.Duration(rng.Int64N(int64(cfg.HistoryWindow - time.Minute)))).Add(-time.Minute)
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
-	var batch []kafkax.Message
-	for _, at := range times {
+	var batch, resent []kafkax.Message
+	for i, at := range times {
 		pay := w.next(at)
+		if i%500 == 0 { // every 500th payment is delivered twice
+			resent = append(resent, kafkax.Message{Topic: schemas.RawTopic(cfg.Stream), Key: []byte(pay.Card), Value: []byte(pay.event())})
+		}
 		labelAt := at.Add(time.Hour)
 		if labelAt.After(now) {
 			labelAt = now
@@ -179,7 +183,17 @@ func sendHistory(ctx context.Context, cfg Config, w *world, p *kafkax.Producer) 
 			batch = batch[:0]
 		}
 	}
-	return p.Produce(ctx, batch...)
+	// what real producers also send: payments the schema refuses (they go to the dead-letter
+	// topic with the reasons) and payments sent twice (ingest keeps one)
+	for i := range 25 {
+		bad := fmt.Sprintf(`{"transaction_id":"bad-%s-%d","card_id":"card-00001","amount":"twelve","currency":"EUR","event_time":%q}`,
+			cfg.Run, i, now.Format(time.RFC3339))
+		batch = append(batch, kafkax.Message{Topic: schemas.RawTopic(cfg.Stream), Key: []byte("card-00001"), Value: []byte(bad)})
+	}
+	if err := p.Produce(ctx, batch...); err != nil {
+		return err
+	}
+	return p.Produce(ctx, resent...)
 }
 
 // waitLanded waits until ingest logged the history and its labels, and the features

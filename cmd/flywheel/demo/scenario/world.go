@@ -20,6 +20,8 @@ type world struct {
 	drifted atomic.Bool
 	seq     int
 	run     string
+	// newCards: live payments sometimes come from cards never seen before
+	newCards bool
 }
 
 type card struct {
@@ -75,6 +77,10 @@ func (w *world) pick(weights []float64) int {
 // next is a payment at time at.
 func (w *world) next(at time.Time) payment {
 	c := &w.cards[w.rng.IntN(len(w.cards))]
+	if w.newCards && w.rng.Float64() < 0.01 {
+		// a card never seen before: the feature store has nothing for it yet (defaults)
+		c = &card{id: fmt.Sprintf("new-%s-%06d", w.run, w.seq), avg: math.Exp(3 + 0.8*w.rng.NormFloat64()), home: homes[w.rng.IntN(len(homes))]}
+	}
 	w.seq++
 	p := payment{ID: fmt.Sprintf("tx-%s-%07d", w.run, w.seq), Card: c.id, At: at, Country: c.home,
 		Merchant: fmt.Sprintf("m-%03d", w.rng.IntN(400))}
