@@ -114,7 +114,7 @@ func TestTheLoopClosesByItself(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	rep, err := scenario.Run(ctx, scenario.Config{Services: services, Kafka: kcfg, ClickHouse: chConn,
-		Model: model, Stream: stream, Labels: labels, Run: testenv.Unique(t, "r"), Seed: 3,
+		Model: model, Stream: stream, Labels: labels, View: view, Run: testenv.Unique(t, "r"), Seed: 3,
 		Cards: 1500, History: 12000, HistoryWindow: 14 * 24 * time.Hour, Rate: 60, Baseline: 30 * time.Second,
 		LabelDelay: 2 * time.Second, LoopTimeout: 150 * time.Second, Compare: 15 * time.Second,
 		ReadyTimeout: 60 * time.Second, TrainTimeout: 3 * time.Minute, Out: testWriter{t}, AfterDrift: afterDrift})

@@ -155,7 +155,7 @@ func runLoopDemo(ctx context.Context, lookup config.LookupFunc, kcfg kafkax.Conf
 	}
 	defer conn.Close()
 	sc.Services, sc.Token, sc.Kafka, sc.ClickHouse = base, token, kcfg, conn
-	sc.Model, sc.Stream, sc.Labels = "fraud", "transactions", "fraud_labels"
+	sc.Model, sc.Stream, sc.Labels, sc.View = "fraud", "transactions", "fraud_labels", "card_activity"
 	sc.Run = strconv.FormatInt(time.Now().Unix(), 36)
 	sc.HistoryWindow = 14 * 24 * time.Hour
 	sc.LabelDelay, sc.ReadyTimeout, sc.TrainTimeout = 2*time.Second, 60*time.Second, 3*time.Minute

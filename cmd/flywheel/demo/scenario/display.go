@@ -76,6 +76,9 @@ func (d *display) watch(ctx context.Context, t *traffic, api *apiClient, cfg Con
 			fmt.Sprintf("  live AUC   %s (last 2,000 payments, against their labels)", liveAUC(records, 2000)),
 			"  drift      " + latestDrift(ctx, cfg),
 		}
+		if cfg.View != "" && len(records) > 0 {
+			lines = append(lines, "  features   "+lookupCard(ctx, api, cfg.View, t.world.cardOf(len(records))))
+		}
 		if d.live {
 			d.clear()
 			fmt.Fprintln(d.out, strings.Join(lines, "\n"))
@@ -137,4 +140,21 @@ func latestDrift(ctx context.Context, cfg Config) string {
 		parts = append(parts, fmt.Sprintf("%s %s %.3f / threshold %.3f%s", r.Feature, r.Method, r.Score, r.Threshold, mark))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// lookupCard reads a card's 7-day average through the features service's lookup API (what a
+// rules engine or an analyst would call), with a card no one has seen beside it.
+func lookupCard(ctx context.Context, api *apiClient, view, card string) string {
+	var out struct {
+		Results []struct {
+			Values   []any    `json:"values"`
+			Statuses []string `json:"statuses"`
+		} `json:"results"`
+	}
+	body := map[string]any{"features": []string{view + ":amount_avg_7d"}, "entities": map[string][]string{"card_id": {card, "unseen-card"}}}
+	if _, err := api.do(ctx, "features", "POST", "/get-online-features", body, &out); err != nil || len(out.Results) < 2 || len(out.Results[1].Values) < 2 {
+		return fmt.Sprintf("lookup failed: %v", err)
+	}
+	v := out.Results[1]
+	return fmt.Sprintf("%s amount_avg_7d %v (%s); an unseen card %v (%s) — features service lookup", card, v.Values[0], v.Statuses[0], v.Values[1], v.Statuses[1])
 }

@@ -34,6 +34,7 @@ type Config struct {
 	Model         string // trained from a spec with training.fresh_rows set
 	Stream        string // the payments stream the model's spec names
 	Labels        string // its label stream
+	View          string // the feature view the model reads (the display looks a card up in it)
 	Run           string // keeps this run's payments and cards apart from earlier runs'
 	Seed          uint64
 	Cards         int           // cards in the world

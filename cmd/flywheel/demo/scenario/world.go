@@ -139,3 +139,6 @@ func (p payment) instance() string {
 	return fmt.Sprintf(`{"card_id":%q,"transaction_id":%q,"amount":%.2f,"merchant_category":%q,"channel":%q,"country":%q}`,
 		p.Card, p.ID, p.Amount, p.Category, p.Channel, p.Country)
 }
+
+// cardOf is a card of the world, picked by n.
+func (w *world) cardOf(n int) string { return w.cards[n%len(w.cards)].id }
