@@ -49,7 +49,7 @@ func AppendPredictionJSON(dst []byte, p *Prediction) ([]byte, error) {
 		dst = append(dst, p.Output...)
 	}
 	dst = append(dst, `,"score":`...)
-	if dst, err = appendJSONFloat(dst, p.Score); err != nil {
+	if dst, err = AppendJSONFloat(dst, p.Score); err != nil {
 		return dst, fmt.Errorf("score: %w", err)
 	}
 	if len(p.Scores) > 0 {
@@ -59,7 +59,7 @@ func AppendPredictionJSON(dst []byte, p *Prediction) ([]byte, error) {
 				return dst, fmt.Errorf("scores: unsupported value %v", v)
 			}
 		}
-		dst = appendSortedMap(dst, p.Scores, func(b []byte, v float64) []byte { b, _ = appendJSONFloat(b, v); return b })
+		dst = appendSortedMap(dst, p.Scores, func(b []byte, v float64) []byte { b, _ = AppendJSONFloat(b, v); return b })
 	}
 	if p.Shadow {
 		dst = append(dst, `,"shadow":true`...)
@@ -114,7 +114,7 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 	case string:
 		return AppendJSONString(dst, x), nil
 	case float64:
-		return appendJSONFloat(dst, x)
+		return AppendJSONFloat(dst, x)
 	case bool:
 		return strconv.AppendBool(dst, x), nil
 	case int:
@@ -133,7 +133,7 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 }
 
 // appendJSONFloat formats f as encoding/json does.
-func appendJSONFloat(dst []byte, f float64) ([]byte, error) {
+func AppendJSONFloat(dst []byte, f float64) ([]byte, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return dst, fmt.Errorf("unsupported value %v", f)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/demo/scenario"
-	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
 	"github.com/flywheel-ml/flywheel/platform/chx"
 	"github.com/flywheel-ml/flywheel/platform/config"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
@@ -84,7 +83,7 @@ func TestTheLoopClosesByItself(t *testing.T) {
 		}
 		_ = conn.JS.DeleteObjectStore(context.Background(), regPrefix+"ARTIFACTS")
 	})
-	done := runServicesBut(t, vars, "monitor")
+	done := runServicesWhere(t, vars, func(_ int, name string) bool { return name != "monitor" })
 	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "TRAINER"} {
 		testenv.WaitReady(t, "http://"+addr[svc], done)
 	}
@@ -166,36 +165,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = testWriter{}
-
-// runServicesBut runs every service of `flywheel up` except one, in this process.
-func runServicesBut(t *testing.T, vars map[string]string, except string) <-chan error {
-	t.Helper()
-	services, err := up.Services(func(k string) (string, bool) {
-		if v, ok := vars[k]; ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kept := services[:0]
-	for _, s := range services {
-		if s.Name != except {
-			kept = append(kept, s)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- up.Run(ctx, kept) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("services stopped with %v", err)
-		}
-	})
-	return done
-}
 
 // monitorProc is a monitor of its own, to stop and start again.
 type monitorProc struct {

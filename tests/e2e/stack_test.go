@@ -26,6 +26,13 @@ func freePort(t *testing.T) string { return testenv.FreeAddr(t) }
 // process with vars over the environment, and stops them when the test ends.
 func runServices(t *testing.T, vars map[string]string, n int) <-chan error {
 	t.Helper()
+	return runServicesWhere(t, vars, func(i int, _ string) bool { return i < n })
+}
+
+// runServicesWhere runs the services of `flywheel up` that keep accepts (by position and
+// name) in this process with vars over the environment, and stops them when the test ends.
+func runServicesWhere(t *testing.T, vars map[string]string, keep func(i int, name string) bool) <-chan error {
+	t.Helper()
 	services, err := up.Services(func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true
@@ -35,9 +42,15 @@ func runServices(t *testing.T, vars map[string]string, n int) <-chan error {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var kept []up.Service
+	for i, s := range services {
+		if keep(i, s.Name) {
+			kept = append(kept, s)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- up.Run(ctx, services[:n]) }()
+	go func() { done <- up.Run(ctx, kept) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
