@@ -16,7 +16,6 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/testenv"
 	"github.com/flywheel-ml/flywheel/schemas"
 	"github.com/flywheel-ml/flywheel/services/monitor"
-	"github.com/flywheel-ml/flywheel/services/registry/store"
 )
 
 // TestTheLoopClosesByItself is `make demo` in short, on the test stack with names of its
@@ -53,36 +52,13 @@ func TestTheLoopClosesByItself(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	regPrefix := testenv.Unique(t, "L") + "_"
-	addr := map[string]string{}
-	vars := map[string]string{"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_LOG_LEVEL": "warn",
-		"FLYWHEEL_INGEST_STREAMS_DIR": streamsDir, "FLYWHEEL_INGEST_GROUP": testenv.Unique(t, "g"),
-		"FLYWHEEL_INGEST_REDIS_PREFIX": prefix + "ingest:", "FLYWHEEL_FEATURES_VIEWS_DIR": viewsDir,
-		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": prefix + "f:",
-		"FLYWHEEL_REGISTRY_PREFIX": regPrefix, "FLYWHEEL_TRAINER_MODELS_DIR": modelsDir, "FLYWHEEL_TRAINER_VIEWS_DIR": viewsDir,
-		"FLYWHEEL_TRAINER_GROUP": testenv.Unique(t, "g")}
-	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "SERVING", "MONITOR", "TRAINER"} {
-		addr[svc] = freePort(t)
-		vars["FLYWHEEL_"+svc+"_ADDR"] = addr[svc]
-	}
-	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addr["REGISTRY"]
+	vars, addr := platformVars(t, ch.Database, prefix, streamsDir, viewsDir, modelsDir, "L")
 	servingVars(t, vars, model, viewsDir, prefix+"f:", addr["REGISTRY"], filepath.Join(dir, "serving-cache"))
 	hook := monitorVars(t, vars, modelsDir, viewsDir, addr["REGISTRY"])
 	for k, v := range map[string]string{"WINDOW": "10s", "GRACE": "3s", "MIN_WINDOW": "250", "TICK": "1s", "LOOKBACK": "30m",
 		"PERSIST_K": "2", "PERSIST_N": "3", "COOLDOWN": "10m", "MIN_LABELS": "150", "PERF_RECHECK": "5m", "SKEW_SAMPLE": "100"} {
 		vars["FLYWHEEL_MONITOR_"+k] = v
 	}
-	conn := testenv.NATS(t)
-	t.Cleanup(func() {
-		buckets, streams := store.Names(regPrefix)
-		for _, b := range buckets {
-			_ = conn.JS.DeleteKeyValue(context.Background(), b)
-		}
-		for _, s := range streams {
-			_ = conn.JS.DeleteStream(context.Background(), s)
-		}
-		_ = conn.JS.DeleteObjectStore(context.Background(), regPrefix+"ARTIFACTS")
-	})
 	done := runServicesWhere(t, vars, func(_ int, name string) bool { return name != "monitor" })
 	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "TRAINER"} {
 		testenv.WaitReady(t, "http://"+addr[svc], done)

@@ -18,6 +18,7 @@ import (
 	"github.com/flywheel-ml/flywheel/cmd/flywheel/up"
 	"github.com/flywheel-ml/flywheel/platform/testenv"
 	"github.com/flywheel-ml/flywheel/schemas"
+	"github.com/flywheel-ml/flywheel/services/registry/store"
 )
 
 func freePort(t *testing.T) string { return testenv.FreeAddr(t) }
@@ -179,4 +180,36 @@ func TestAllServicesStartServeAndStop(t *testing.T) {
 			t.Errorf("%s still answers after shutdown", name)
 		}
 	}
+}
+
+// platformVars configures the six services for a test of its own: private consumer groups,
+// Redis prefixes, registry buckets (deleted at the end) and free ports; addr holds each
+// service's address by its upper-case name.
+func platformVars(t *testing.T, database, redisPrefix, streamsDir, viewsDir, modelsDir, registryTag string) (vars, addr map[string]string) {
+	t.Helper()
+	regPrefix := testenv.Unique(t, registryTag) + "_"
+	addr = map[string]string{}
+	vars = map[string]string{"FLYWHEEL_CLICKHOUSE_DATABASE": database, "FLYWHEEL_LOG_LEVEL": "warn",
+		"FLYWHEEL_INGEST_STREAMS_DIR": streamsDir, "FLYWHEEL_INGEST_GROUP": testenv.Unique(t, "g"),
+		"FLYWHEEL_INGEST_REDIS_PREFIX": redisPrefix + "ingest:", "FLYWHEEL_FEATURES_VIEWS_DIR": viewsDir,
+		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": redisPrefix + "f:",
+		"FLYWHEEL_REGISTRY_PREFIX": regPrefix, "FLYWHEEL_TRAINER_MODELS_DIR": modelsDir, "FLYWHEEL_TRAINER_VIEWS_DIR": viewsDir,
+		"FLYWHEEL_TRAINER_GROUP": testenv.Unique(t, "g")}
+	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "SERVING", "MONITOR", "TRAINER"} {
+		addr[svc] = freePort(t)
+		vars["FLYWHEEL_"+svc+"_ADDR"] = addr[svc]
+	}
+	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addr["REGISTRY"]
+	conn := testenv.NATS(t)
+	t.Cleanup(func() {
+		buckets, streams := store.Names(regPrefix)
+		for _, b := range buckets {
+			_ = conn.JS.DeleteKeyValue(context.Background(), b)
+		}
+		for _, s := range streams {
+			_ = conn.JS.DeleteStream(context.Background(), s)
+		}
+		_ = conn.JS.DeleteObjectStore(context.Background(), regPrefix+"ARTIFACTS")
+	})
+	return vars, addr
 }

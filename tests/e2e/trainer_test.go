@@ -26,7 +26,6 @@ import (
 	"github.com/flywheel-ml/flywheel/platform/testenv"
 	"github.com/flywheel-ml/flywheel/schemas"
 	"github.com/flywheel-ml/flywheel/services/registry/client"
-	"github.com/flywheel-ml/flywheel/services/registry/store"
 	"github.com/flywheel-ml/flywheel/services/trainer"
 )
 
@@ -74,32 +73,9 @@ func TestTrainFraudOnTheRealStack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	regPrefix := testenv.Unique(t, "R") + "_"
-	addr := map[string]string{}
-	vars := map[string]string{"FLYWHEEL_CLICKHOUSE_DATABASE": ch.Database, "FLYWHEEL_LOG_LEVEL": "warn",
-		"FLYWHEEL_INGEST_STREAMS_DIR": streamsDir, "FLYWHEEL_INGEST_GROUP": testenv.Unique(t, "g"),
-		"FLYWHEEL_INGEST_REDIS_PREFIX": prefix + "ingest:", "FLYWHEEL_FEATURES_VIEWS_DIR": viewsDir,
-		"FLYWHEEL_FEATURES_GROUP": testenv.Unique(t, "g"), "FLYWHEEL_FEATURES_REDIS_PREFIX": prefix + "f:",
-		"FLYWHEEL_REGISTRY_PREFIX": regPrefix, "FLYWHEEL_TRAINER_MODELS_DIR": modelsDir, "FLYWHEEL_TRAINER_VIEWS_DIR": viewsDir,
-		"FLYWHEEL_TRAINER_GROUP": testenv.Unique(t, "g")}
-	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "SERVING", "MONITOR", "TRAINER"} {
-		addr[svc] = freePort(t)
-		vars["FLYWHEEL_"+svc+"_ADDR"] = addr[svc]
-	}
-	vars["FLYWHEEL_TRAINER_REGISTRY_URL"] = "http://" + addr["REGISTRY"]
+	vars, addr := platformVars(t, ch.Database, prefix, streamsDir, viewsDir, modelsDir, "R")
 	servingVars(t, vars, model, viewsDir, prefix+"f:", addr["REGISTRY"], filepath.Join(dir, "serving-cache"))
 	hook := monitorVars(t, vars, modelsDir, viewsDir, addr["REGISTRY"])
-	conn := testenv.NATS(t)
-	t.Cleanup(func() {
-		buckets, streams := store.Names(regPrefix)
-		for _, b := range buckets {
-			_ = conn.JS.DeleteKeyValue(context.Background(), b)
-		}
-		for _, s := range streams {
-			_ = conn.JS.DeleteStream(context.Background(), s)
-		}
-		_ = conn.JS.DeleteObjectStore(context.Background(), regPrefix+"ARTIFACTS")
-	})
 	done := runServices(t, vars, 6)
 	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY", "TRAINER"} {
 		testenv.WaitReady(t, "http://"+addr[svc], done)
@@ -357,17 +333,6 @@ func TestDriftIdempotencySurvivesATrainerRestart(t *testing.T) {
 		vars["FLYWHEEL_"+svc+"_ADDR"] = addr[svc]
 	}
 	registry := "http://" + addr["REGISTRY"]
-	conn := testenv.NATS(t)
-	t.Cleanup(func() {
-		buckets, streams := store.Names(regPrefix)
-		for _, b := range buckets {
-			_ = conn.JS.DeleteKeyValue(context.Background(), b)
-		}
-		for _, s := range streams {
-			_ = conn.JS.DeleteStream(context.Background(), s)
-		}
-		_ = conn.JS.DeleteObjectStore(context.Background(), regPrefix+"ARTIFACTS")
-	})
 	done := runServices(t, vars, 3) // ingest, features, registry
 	for _, svc := range []string{"INGEST", "FEATURES", "REGISTRY"} {
 		testenv.WaitReady(t, "http://"+addr[svc], done)
